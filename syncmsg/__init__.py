@@ -1,3 +1,81 @@
-"""syncmsg: a synchronous, thread-safe client for NATS and JetStream."""
+"""syncmsg: a synchronous, thread-safe client for NATS and JetStream.
 
-from syncmsg._errors import *  # noqa: F403  (temporary while the core lands)
+::
+
+    import syncmsg
+
+    with syncmsg.connect("nats://localhost:4222") as client:
+        client.subscribe("greet.*", lambda msg: print(msg.subject, msg.text()))
+        client.publish("greet.joe", "hello")
+        reply = client.request("time.now", timeout=2.0)
+
+A background thread owns an asyncio loop running nats-py; every method here blocks the
+calling thread only, with a timeout, and may be called from any thread.
+"""
+
+from syncmsg._client import Client, ClientState, connect
+from syncmsg._config import Config
+from syncmsg._errors import (
+    AuthorizationError,
+    BufferFullError,
+    ConfigurationError,
+    ConnectionClosedError,
+    ConsumerNotFoundError,
+    DeadLetterError,
+    InvalidHeaderError,
+    InvalidSubjectError,
+    JetStreamError,
+    LoopThreadError,
+    NatsConnectionError,
+    NoRespondersError,
+    NoServersError,
+    PayloadError,
+    PayloadTooLargeError,
+    RemoteError,
+    SlowConsumerError,
+    StreamNotFoundError,
+    SyncMsgError,
+    TimeoutError,
+    WrongLastSequenceError,
+)
+from syncmsg._msg import Msg, MsgMetadata
+from syncmsg._retry import RetryPolicy
+from syncmsg._subjects import check_token
+from syncmsg._subscription import Subscription, SyncSubscription
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthorizationError",
+    "BufferFullError",
+    "Client",
+    "ClientState",
+    "Config",
+    "ConfigurationError",
+    "ConnectionClosedError",
+    "ConsumerNotFoundError",
+    "DeadLetterError",
+    "InvalidHeaderError",
+    "InvalidSubjectError",
+    "JetStreamError",
+    "LoopThreadError",
+    "Msg",
+    "MsgMetadata",
+    "NatsConnectionError",
+    "NoRespondersError",
+    "NoServersError",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "RemoteError",
+    "RetryPolicy",
+    "SlowConsumerError",
+    "StreamNotFoundError",
+    "Subscription",
+    "SyncMsgError",
+    "SyncSubscription",
+    "TimeoutError",
+    "WrongLastSequenceError",
+    "__version__",
+    "check_token",
+    "connect",
+]

@@ -1,0 +1,196 @@
+"""The bounded hand-off between the event-loop thread and user code.
+
+Threading: the loop thread calls :meth:`MessageQueue.offer` and awaits
+:meth:`MessageQueue.wait_for_room`; consumer threads (a :class:`WorkerPool`'s workers, or a
+caller of ``next_msg``) call :meth:`MessageQueue.take`. The queue holds at most ``max_msgs``
+messages and ``max_bytes`` bytes, so memory never grows without bound: when it is full the
+loop stops reading from nats-py, whose own bounded queue then reports a slow consumer.
+
+A :class:`WorkerPool` runs the user's callback on N named daemon threads. An exception from
+the callback is handed to ``on_error`` and never reaches the loop or stops the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from syncmsg._msg import Msg
+
+__all__ = ["MessageQueue", "WorkerPool"]
+
+log = logging.getLogger("syncmsg")
+
+
+class MessageQueue:
+    """A bounded FIFO of messages, filled by the loop and emptied by threads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_msgs: int, max_bytes: int) -> None:
+        self._loop = loop
+        self._items: deque[Msg] = deque()
+        self._bytes = 0
+        self.max_msgs = max_msgs
+        self.max_bytes = max_bytes
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._busy = 0  # messages taken but not yet reported done
+        self._room: asyncio.Event | None = None  # set while the loop waits for room
+
+    # -- loop side ---------------------------------------------------------------------
+    def offer(self, msg: Msg) -> bool:
+        """Append ``msg`` unless the queue is full or closed; True when it was taken."""
+        with self._cond:
+            if self._closed:
+                return True  # dropped on purpose: nobody will ever take it
+            if self._items and (
+                len(self._items) >= self.max_msgs or self._bytes >= self.max_bytes
+            ):
+                return False
+            self._items.append(msg)
+            self._bytes += len(msg.data)
+            self._cond.notify()
+            return True
+
+    async def wait_for_room(self) -> None:
+        """Wait (on the loop) until a consumer has made room or the queue is closed."""
+        room = asyncio.Event()
+        with self._cond:
+            if self._closed or len(self._items) < self.max_msgs and self._bytes < self.max_bytes:
+                return
+            self._room = room
+        await room.wait()
+
+    # -- consumer side -----------------------------------------------------------------
+    def take(self, timeout: float | None) -> Msg | None:
+        """The next message, or None when the queue is closed and empty, or on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                # Wait in slices so that Ctrl-C reaches a main thread blocked here.
+                self._cond.wait(0.5 if left is None else min(left, 0.5))
+            msg = self._items.popleft()
+            self._bytes -= len(msg.data)
+            self._busy += 1
+            room = self._room
+            if room is not None:
+                self._room = None
+        if room is not None:
+            self._loop.call_soon_threadsafe(room.set)
+        return msg
+
+    def done(self) -> None:
+        """Report that a message from :meth:`take` has been handled."""
+        with self._cond:
+            self._busy -= 1
+            if not self._items and self._busy == 0:
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until every queued message has been taken and handled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._items or self._busy:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(0.5 if left is None else min(left, 0.5))
+        return True
+
+    def close(self, *, discard: bool) -> int:
+        """Stop accepting messages; with ``discard``, drop the queued ones. Returns drops."""
+        with self._cond:
+            self._closed = True
+            dropped = 0
+            if discard:
+                dropped = len(self._items)
+                self._items.clear()
+                self._bytes = 0
+            self._cond.notify_all()
+            room = self._room
+            self._room = None
+        if room is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(room.set)
+            except RuntimeError:
+                pass
+        return dropped
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class WorkerPool:
+    """N threads that take messages from a queue and run ``handler(msg)`` on each."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: MessageQueue,
+        handler: Callable[[Msg], Any],
+        workers: int,
+        on_error: Callable[[BaseException, Msg], None],
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._on_error = on_error
+        self.handled = 0
+        self.failed = 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        self._idents: set[int] = set()
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        self._idents.add(threading.get_ident())
+        queue = self._queue
+        handler = self._handler
+        while True:
+            msg = queue.take(None)
+            if msg is None:
+                return
+            try:
+                handler(msg)
+                self.handled += 1
+            except BaseException as exc:  # a user's callback may raise anything
+                self.failed += 1
+                try:
+                    self._on_error(exc, msg)
+                except Exception:
+                    log.exception("syncmsg error hook raised while handling %s", msg.subject)
+            finally:
+                queue.done()
+
+    def in_worker(self) -> bool:
+        """True when called from one of this pool's own threads."""
+        return threading.get_ident() in self._idents
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait for every worker to end (the queue must be closed); True if they all did.
+
+        A worker calling this skips itself, so a callback may stop its own subscription.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        me = threading.current_thread()
+        for thread in self._threads:
+            if thread is me:
+                continue
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            thread.join(left)
+        return not any(t.is_alive() for t in self._threads if t is not me)
