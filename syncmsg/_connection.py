@@ -61,14 +61,29 @@ _MIN_HIGH_WATER = 4 * 1024 * 1024
 
 
 class _Reply:
-    """A caller thread's wait for one reply message."""
+    """A wait for one reply message: a caller thread's Event, and optionally a callback.
 
-    __slots__ = ("error", "event", "msg")
+    ``on_reply`` runs on the loop thread when the reply (or a failure) arrives; it is for
+    syncmsg's own pipelining (JetStream ``publish_async``) and must only hand the result on.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("error", "event", "msg", "on_reply")
+
+    def __init__(self, on_reply: Callable[[_Reply], None] | None = None) -> None:
         self.event = threading.Event()
         self.msg: Msg | None = None
         self.error: BaseException | None = None
+        self.on_reply = on_reply
+
+    def resolve(self, msg: Msg | None, error: BaseException | None = None) -> None:
+        self.msg = msg
+        self.error = error
+        self.event.set()
+        if self.on_reply is not None:
+            try:
+                self.on_reply(self)
+            except Exception:
+                log.exception("syncmsg: reply callback raised")
 
 
 class Connection:
@@ -137,10 +152,10 @@ class Connection:
     def buffered_bytes(self) -> int:
         return self._outbound_bytes + self.nc._pending_data_size
 
-    def new_reply(self) -> tuple[str, _Reply]:
+    def new_reply(self, on_reply: Callable[[_Reply], None] | None = None) -> tuple[str, _Reply]:
         """A fresh reply subject and the waiter its reply will wake."""
         token = str(next(self._reply_tokens))
-        waiter = _Reply()
+        waiter = _Reply(on_reply)
         self._replies[token] = waiter
         return self._reply_prefix + token, waiter
 
@@ -150,7 +165,16 @@ class Connection:
             if not waiter.event.wait(timeout):
                 raise TimeoutError(f"no reply to request on {what!r} within {timeout:g}s")
         finally:
-            self._replies.pop(reply[len(self._reply_prefix) :], None)
+            self.forget_reply(reply)
+        return self.check_reply(waiter, what)
+
+    def forget_reply(self, reply: str) -> None:
+        """Stop waiting for ``reply`` (a late reply is then ignored)."""
+        self._replies.pop(reply[len(self._reply_prefix) :], None)
+
+    @staticmethod
+    def check_reply(waiter: _Reply, what: str) -> Msg:
+        """The reply message, or the error it stands for."""
         if waiter.error is not None:
             raise waiter.error
         msg = waiter.msg
@@ -169,10 +193,10 @@ class Connection:
 
     def fail_waiters(self, reason: BaseException) -> None:
         """Wake every caller waiting for a reply with ``reason`` (any thread)."""
-        for waiter in list(self._replies.values()):
-            waiter.error = reason
-            waiter.event.set()
+        waiters = list(self._replies.values())
         self._replies.clear()
+        for waiter in waiters:
+            waiter.resolve(None, reason)
 
     # ================================================================= loop thread
     async def connect(self, timeout: float) -> None:
@@ -280,10 +304,9 @@ class Connection:
         token = nats_msg.subject[len(self._reply_prefix) :]
         waiter = self._replies.pop(token, None)
         if waiter is not None:
-            waiter.msg = Msg(
-                nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._client
+            waiter.resolve(
+                Msg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._client)
             )
-            waiter.event.set()
 
     async def close(self, timeout: float) -> None:
         """Flush what was accepted, then close the nats-py connection, within ``timeout``."""
