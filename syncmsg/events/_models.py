@@ -213,7 +213,9 @@ def parse_timestamp(text: str, *, strict: bool = True) -> datetime:
 # --------------------------------------------------------------------------- field types
 
 # zod 3 (>= 3.22.3) z.string().uuid(): 8-4-4-4-12 hex digits, case-insensitive, any version.
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def _to_uuid(value: object) -> UUID:
@@ -284,8 +286,10 @@ class BaseMessage(BaseModel):
     id: WireUUID = Field(default_factory=uuid4)
     timestamp: datetime = Field(default_factory=utc_now)
     source: WireStr
-    correlation_id: WireUUID | None = None
+    # tenantId before correlationId: the key order of the TypeScript publisher's
+    # createBaseMessage(), so that to_wire() is byte-identical to its JSON.stringify output.
     tenant_id: WireUUID
+    correlation_id: WireUUID | None = None
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -352,7 +356,9 @@ class BaseMessage(BaseModel):
         return cls.from_wire_dict(decode_json_object(data), strict=strict)
 
     @classmethod
-    def from_wire_dict(cls: type[MessageT], obj: Mapping[str, Any], *, strict: bool = True) -> MessageT:
+    def from_wire_dict(
+        cls: type[MessageT], obj: Mapping[str, Any], *, strict: bool = True
+    ) -> MessageT:
         """Validate an already-parsed JSON object as :meth:`from_wire` does."""
         if not isinstance(obj, Mapping):
             raise EventValidationError(
