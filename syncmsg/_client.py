@@ -42,7 +42,6 @@ from syncmsg._errors import (
     PayloadTooLargeError,
     SlowConsumerError,
     SyncMsgError,
-    map_error,
 )
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
@@ -171,7 +170,8 @@ class Client:
 
         self._config.connect_retry.call(attempt, deadline=deadline)
         self._state = ClientState.CONNECTED
-        log.info("syncmsg: connected to %s", conn.nc.connected_url.netloc if conn.nc.connected_url else "?")
+        url = conn.nc.connected_url
+        log.info("syncmsg: connected to %s:%s", url.hostname if url else "?", url.port if url else "")
 
     def __enter__(self) -> Client:
         return self.connect()
@@ -238,9 +238,8 @@ class Client:
 
     def _stop_runtime(self, timeout: float) -> None:
         runtime = self._runtime
-        if runtime is not None and not runtime.stop(timeout):
-            if not runtime.in_loop_thread():
-                log.warning("syncmsg: loop thread %s did not stop in time; abandoned", runtime.name)
+        if runtime is not None and not runtime.stop(timeout) and not runtime.in_loop_thread():
+            log.warning("syncmsg: loop thread %s did not stop in time; abandoned", runtime.name)
 
     def _finish_close(self) -> None:
         for sub in list(self._subs.values()):
@@ -384,7 +383,9 @@ class Client:
                 self, subject, queue or "", q, callback, workers, error_callback, sid
             )
 
-        sub = self._subscribe(subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make)
+        sub = self._subscribe(
+            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make
+        )
         assert isinstance(sub, Subscription)
         return sub
 
@@ -404,7 +405,9 @@ class Client:
             sub.sid = sid
             return sub
 
-        sub = self._subscribe(subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make)
+        sub = self._subscribe(
+            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make
+        )
         assert isinstance(sub, SyncSubscription)
         return sub
 

@@ -25,7 +25,9 @@ __all__ = [
     "pub_command",
 ]
 
-Data: TypeAlias = "bytes | bytearray | memoryview | str | dict[str, Any] | list[Any] | BaseModel | None"
+Data: TypeAlias = (
+    "bytes | bytearray | memoryview | str | dict[str, Any] | list[Any] | BaseModel | None"
+)
 Headers: TypeAlias = Mapping[str, "str | Sequence[str]"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -152,9 +152,7 @@ class Config(BaseSettings):
         if not (uses_tls or self.tls_ca or self.tls_cert):
             return None
         try:
-            context = ssl.create_default_context(
-                cafile=str(self.tls_ca) if self.tls_ca else None
-            )
+            context = ssl.create_default_context(cafile=str(self.tls_ca) if self.tls_ca else None)
             if self.tls_cert and self.tls_key:
                 context.load_cert_chain(str(self.tls_cert), str(self.tls_key))
         except (OSError, ssl.SSLError) as exc:

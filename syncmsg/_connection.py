@@ -19,6 +19,7 @@ goes through the loop first calls :meth:`drain_outbound`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -227,7 +228,7 @@ class Connection:
         self.max_payload = nc.max_payload
         self.server_info = dict(nc._server_info)
         await nc.subscribe(self._reply_prefix + "*", cb=self._on_reply)
-        await nc.flush(timeout)
+        await self._ping(timeout)
 
     def _explain_connect_failure(self, exc: BaseException) -> BaseException:
         for seen in [exc, *self._connect_errors]:
@@ -242,10 +243,8 @@ class Connection:
 
     @staticmethod
     async def _abandon(nc: NatsClient) -> None:
-        try:
+        with contextlib.suppress(BaseException):
             await asyncio.wait_for(nc.close(), 1.0)
-        except BaseException:  # noqa: S110 - best effort on a connection that never was
-            pass
 
     def drain_outbound(self) -> None:
         """Move everything queued by caller threads into nats-py's pending buffer."""
@@ -268,7 +267,11 @@ class Connection:
         self.drain_outbound()
         if self.nc.is_closed:
             raise ConnectionClosedError(str(self.closed_reason or "connection closed"))
-        await self.nc.flush(timeout)
+        await self._ping(timeout)
+
+    async def _ping(self, timeout: float) -> None:
+        """PING and wait for the PONG: the server has everything written before it."""
+        await self.nc.flush(timeout)  # type: ignore[arg-type]  # annotated int, takes float
 
     async def subscribe(
         self,
@@ -288,7 +291,7 @@ class Connection:
             pending_bytes_limit=pending_bytes_limit,
         )
         if self.nc.is_connected:
-            await self.nc.flush(timeout)
+            await self._ping(timeout)
         return sub
 
     async def unsubscribe(self, nats_sub: Any, drain: bool) -> None:
@@ -314,7 +317,7 @@ class Connection:
         nc = self.nc
         if nc.is_connected:
             try:
-                await asyncio.wait_for(nc.flush(timeout), timeout)
+                await asyncio.wait_for(self._ping(timeout), timeout)
             except BaseException as exc:
                 log.warning("syncmsg: final flush failed: %s", map_error(exc))
         if not nc.is_closed:

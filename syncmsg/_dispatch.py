@@ -13,6 +13,7 @@ the callback is handed to ``on_error`` and never reaches the loop or stops the p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -47,9 +48,7 @@ class MessageQueue:
         with self._cond:
             if self._closed:
                 return True  # dropped on purpose: nobody will ever take it
-            if self._items and (
-                len(self._items) >= self.max_msgs or self._bytes >= self.max_bytes
-            ):
+            if self._items and (len(self._items) >= self.max_msgs or self._bytes >= self.max_bytes):
                 return False
             self._items.append(msg)
             self._bytes += len(msg.data)
@@ -60,7 +59,7 @@ class MessageQueue:
         """Wait (on the loop) until a consumer has made room or the queue is closed."""
         room = asyncio.Event()
         with self._cond:
-            if self._closed or len(self._items) < self.max_msgs and self._bytes < self.max_bytes:
+            if self._closed or (len(self._items) < self.max_msgs and self._bytes < self.max_bytes):
                 return
             self._room = room
         await room.wait()
@@ -119,10 +118,8 @@ class MessageQueue:
             room = self._room
             self._room = None
         if room is not None and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(room.set)
-            except RuntimeError:
-                pass
         return dropped
 
     @property

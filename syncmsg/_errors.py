@@ -58,6 +58,7 @@ __all__ = [
     "SyncMsgError",
     "TimeoutError",
     "WrongLastSequenceError",
+    "map_api_error",
     "map_error",
 ]
 
@@ -86,7 +87,7 @@ class PayloadTooLargeError(PayloadError):
     """The encoded message is larger than the server's ``max_payload``."""
 
 
-class TimeoutError(SyncMsgError, builtins.TimeoutError):  # noqa: A001 - deliberate, like httpx
+class TimeoutError(SyncMsgError, builtins.TimeoutError):
     """A blocking call did not complete within its timeout."""
 
 
@@ -174,7 +175,33 @@ _JS_ERR_CODES: dict[int, type[JetStreamError]] = {
     10014: ConsumerNotFoundError,
     10071: WrongLastSequenceError,
     10060: WrongLastSequenceError,  # expected stream does not match
+    10070: WrongLastSequenceError,  # expected last msg id does not match
 }
+
+
+def map_api_error(error: Any) -> JetStreamError:
+    """The syncmsg exception for a JetStream API reply's ``{"code", "err_code", "description"}``.
+
+    Used for replies parsed by syncmsg itself (JetStream publish acks and API calls) and for
+    nats-py's ``APIError``, so both paths raise the same classes.
+    """
+    if not isinstance(error, dict):
+        return JetStreamError(str(error))
+    code = error.get("code")
+    err_code = error.get("err_code")
+    description = str(error.get("description") or "")
+    cls = _JS_ERR_CODES.get(err_code if isinstance(err_code, int) else -1)
+    if cls is None and code == 404:
+        text = description.lower()
+        if "consumer" in text:
+            cls = ConsumerNotFoundError
+        elif "stream" in text:
+            cls = StreamNotFoundError
+    return (cls or JetStreamError)(
+        description,
+        code=code if isinstance(code, int) else None,
+        err_code=err_code if isinstance(err_code, int) else None,
+    )
 
 
 def map_error(exc: BaseException, *, subject: str = "") -> BaseException:
@@ -192,13 +219,13 @@ def map_error(exc: BaseException, *, subject: str = "") -> BaseException:
 
     where = f" ({subject})" if subject else ""
     if isinstance(exc, jerr.APIError):
-        err_code = getattr(exc, "err_code", None)
-        code = getattr(exc, "code", None)
-        description = getattr(exc, "description", None) or str(exc)
-        cls = _JS_ERR_CODES.get(err_code or -1)
-        if cls is None and isinstance(exc, jerr.NotFoundError):
-            cls = StreamNotFoundError if "stream" in description.lower() else JetStreamError
-        return (cls or JetStreamError)(description, code=code, err_code=err_code)
+        return map_api_error(
+            {
+                "code": getattr(exc, "code", None),
+                "err_code": getattr(exc, "err_code", None),
+                "description": getattr(exc, "description", None) or str(exc),
+            }
+        )
     if isinstance(exc, nerr.NoRespondersError):
         return NoRespondersError(f"no responders{where}")
     if isinstance(exc, nerr.TimeoutError | asyncio.TimeoutError | builtins.TimeoutError):

@@ -77,9 +77,10 @@ class RetryPolicy:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def waits(self) -> tenacity.wait.wait_base:
-        return tenacity.wait_exponential_jitter(
-            initial=self.initial, max=self.maximum, exp_base=self.multiplier, jitter=self.jitter
+        backoff = tenacity.wait_exponential(
+            multiplier=self.initial, max=self.maximum, exp_base=self.multiplier
         )
+        return backoff + tenacity.wait_random(0, self.jitter)
 
     def call(
         self,
@@ -120,4 +121,6 @@ class RetryPolicy:
             with attempt:
                 remaining = None if end is None else max(end - time.monotonic(), 0.001)
                 return fn(remaining)
-        raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+        raise AssertionError(
+            "unreachable: tenacity either returns or re-raises"
+        )  # pragma: no cover

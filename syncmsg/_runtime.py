@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import threading
@@ -86,10 +87,9 @@ class LoopThread:
             self.loop.stop()
             return False
         if self._thread.is_alive() and not self.loop.is_closed():
-            try:
+            # The loop may close between the check and the call.
+            with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self.loop.stop)
-            except RuntimeError:  # loop closed between the check and the call
-                pass
         self._thread.join(max(timeout, 0.0))
         return not self._thread.is_alive()
 
@@ -130,9 +130,7 @@ class LoopThread:
         with self._waiting_lock:
             self._waiting.discard(future)
 
-    def call(
-        self, coro: Coroutine[Any, Any, T], timeout: float | None, *, what: str = ""
-    ) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None, *, what: str = "") -> T:
         """Run ``coro`` on the loop and wait for its result, at most about ``timeout`` s.
 
         Refuses to run from the loop thread (:class:`~syncmsg.LoopThreadError`). On timeout or
@@ -158,9 +156,7 @@ class LoopThread:
             future.cancel()
             raise TimeoutError(f"{what or 'call'} timed out after {timeout:g}s") from None
         except concurrent.futures.CancelledError:
-            raise ConnectionClosedError(
-                str(self._closed_reason or "client closed")
-            ) from None
+            raise ConnectionClosedError(str(self._closed_reason or "client closed")) from None
         except KeyboardInterrupt:
             future.cancel()
             raise

@@ -74,7 +74,5 @@ def check_token(token: str, what: str = "subject token") -> str:
     if not isinstance(token, str) or not token:
         raise InvalidSubjectError(f"{what} must be a non-empty str, got {token!r}")
     if "." in token or "*" in token or ">" in token or _FORBIDDEN.search(token):
-        raise InvalidSubjectError(
-            f"{what} {token!r} must not contain '.', '*', '>' or whitespace"
-        )
+        raise InvalidSubjectError(f"{what} {token!r} must not contain '.', '*', '>' or whitespace")
     return token

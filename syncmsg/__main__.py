@@ -1,0 +1,7 @@
+"""``python -m syncmsg``: the command line."""
+
+import sys
+
+from syncmsg.cli import main
+
+sys.exit(main())
