@@ -42,6 +42,7 @@ from syncmsg._msg import Msg, MsgMetadata
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import check_token
 from syncmsg._subscription import Subscription, SyncSubscription
+from syncmsg.jetstream import JetStream, PubAck, StreamSpec
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "DeadLetterError",
     "InvalidHeaderError",
     "InvalidSubjectError",
+    "JetStream",
     "JetStreamError",
     "LoopThreadError",
     "Msg",
@@ -66,10 +68,12 @@ __all__ = [
     "NoServersError",
     "PayloadError",
     "PayloadTooLargeError",
+    "PubAck",
     "RemoteError",
     "RetryPolicy",
     "SlowConsumerError",
     "StreamNotFoundError",
+    "StreamSpec",
     "Subscription",
     "SyncMsgError",
     "SyncSubscription",

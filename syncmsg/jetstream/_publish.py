@@ -1,0 +1,504 @@
+"""Publishing to streams: message ids, retries, and the bounded window of ``publish_async``.
+
+Threading:
+
+* :meth:`Publisher.publish` runs entirely on the caller's thread: it builds the ``HPUB``
+  command, appends it to the client's outbound queue, waits on a ``threading.Event`` for the
+  server's ack and parses it. Retries sleep on the caller's thread too.
+* :meth:`Publisher.publish_async` sends on the caller's thread as well, after taking a slot
+  of the in-flight window (a semaphore: a full window blocks the caller, never memory).
+  When an ack arrives, the loop thread only drops ``(pending, reply)`` into a queue; one
+  thread per context, ``syncmsg-js-acks-N``, parses acks, schedules retries, expires
+  attempts that got no answer and resolves the futures. **Done-callbacks of the returned
+  futures run on that thread** (or on the caller's thread when the future is already done),
+  never on the event-loop thread; keep them short.
+
+Exactly once: every logical message carries a ``Nats-Msg-Id`` (the caller's, or one made
+here once) that every retry reuses, so the stream stores it once however often it is sent,
+as long as the retries happen within the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import heapq
+import itertools
+import json
+import logging
+import math
+import os
+import queue
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from syncmsg._codec import Data, Headers, encode_headers, encode_payload, pub_command
+from syncmsg._connection import Connection
+from syncmsg._errors import (
+    ConnectionClosedError,
+    JetStreamError,
+    LoopThreadError,
+    NoRespondersError,
+    PayloadTooLargeError,
+    TimeoutError,
+    map_api_error,
+)
+from syncmsg._retry import RetryPolicy
+from syncmsg._subjects import check_publish_subject
+from syncmsg.jetstream._api import is_retryable
+
+if TYPE_CHECKING:
+    from syncmsg._client import Client
+    from syncmsg._connection import _Reply
+    from syncmsg._msg import Msg
+
+__all__ = ["MSG_ID", "PubAck", "Publisher", "new_msg_id"]
+
+log = logging.getLogger("syncmsg.jetstream")
+
+MSG_ID = "Nats-Msg-Id"
+EXPECTED_STREAM = "Nats-Expected-Stream"
+EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
+
+_thread_ids = itertools.count(1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PubAck:
+    """The stream's receipt for a message: where it is stored.
+
+    ``duplicate`` is True when the stream already had a message with this ``Nats-Msg-Id``
+    (an earlier attempt got through): ``seq`` is then that message's sequence.
+    """
+
+    stream: str
+    seq: int
+    duplicate: bool = False
+    domain: str | None = None
+
+
+class _MsgIds:
+    """Unique message ids: a random per-process prefix and a counter (fork-safe)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._prefix = secrets.token_hex(10) + "-"
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter)}"
+
+
+_ids = _MsgIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.reset)
+
+
+def new_msg_id() -> str:
+    """A fresh, unique ``Nats-Msg-Id``."""
+    return _ids.next()
+
+
+def parse_pub_ack(msg: Msg) -> PubAck:
+    """The PubAck in a reply, or the syncmsg error its ``{"error": ...}`` stands for."""
+    try:
+        data = json.loads(msg.data)
+        if "error" in data:
+            raise map_api_error(data["error"])
+        return PubAck(
+            stream=data["stream"],
+            seq=int(data["seq"]),
+            duplicate=bool(data.get("duplicate", False)),
+            domain=data.get("domain"),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise JetStreamError(f"not a publish ack: {msg.data[:200]!r}") from None
+
+
+class _Message:
+    """One logical message: encoded once, sent as often as retries need."""
+
+    __slots__ = ("block", "msg_id", "payload", "subject")
+
+    def __init__(self, subject: str, payload: bytes, block: bytes | None, msg_id: str) -> None:
+        self.subject = subject
+        self.payload = payload
+        self.block = block
+        self.msg_id = msg_id
+
+
+class Publisher:
+    """Synchronous and pipelined publishing for one JetStream context."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        no_responders_wait: float,
+        max_pending: int,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._client = client
+        self.timeout = timeout
+        self.retry = retry
+        self.no_responders_wait = no_responders_wait
+        self.max_pending = max_pending
+        self._window = threading.Semaphore(max_pending)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._outstanding = 0  # futures not yet resolved
+        self._inflight: dict[str, _Pending] = {}  # reply subject -> attempt waiting for its ack
+        self._timeouts: list[tuple[float, int, str]] = []  # (deadline, n, reply) heap
+        self._resends: list[tuple[float, int, _Pending]] = []  # (when, n, pending) heap
+        self._acks: queue.SimpleQueue[tuple[_Pending, _Reply]] = queue.SimpleQueue()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._thread_ident: int | None = None
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------------ shared
+    def prepare(
+        self,
+        subject: str,
+        data: Data,
+        msg_id: str | None,
+        headers: Headers | None,
+        expected_stream: str | None,
+        expected_last_seq: int | None,
+        conn: Connection,
+    ) -> _Message:
+        check_publish_subject(subject)
+        payload = encode_payload(data)
+        if msg_id is None:
+            msg_id = _ids.next()
+        elif not isinstance(msg_id, str) or not msg_id:
+            raise ValueError("msg_id must be a non-empty string")
+        merged: dict[str, Any] = dict(headers) if headers else {}
+        merged[MSG_ID] = msg_id
+        if expected_stream is not None:
+            merged[EXPECTED_STREAM] = expected_stream
+        if expected_last_seq is not None:
+            if expected_last_seq < 0:
+                raise ValueError("expected_last_seq cannot be negative")
+            merged[EXPECTED_LAST_SEQ] = str(int(expected_last_seq))
+        block = encode_headers(merged)
+        size = len(payload) + (len(block) if block else 0)
+        if size > conn.max_payload:
+            raise PayloadTooLargeError(
+                f"{size} bytes is more than the server's max_payload ({conn.max_payload}) "
+                f"on {subject!r}"
+            )
+        return _Message(subject, payload, block, msg_id)
+
+    def _should_retry(self, exc: BaseException, started: float) -> bool:
+        if isinstance(exc, NoRespondersError):
+            # No stream listens (yet): a leader election or a restarting server answers
+            # within seconds; a subject no stream captures never will.
+            return time.monotonic() - started < self.no_responders_wait
+        return is_retryable(exc)
+
+    # ------------------------------------------------------------------ synchronous
+    def publish(
+        self,
+        subject: str,
+        data: Data,
+        *,
+        msg_id: str | None,
+        headers: Headers | None,
+        expected_stream: str | None,
+        expected_last_seq: int | None,
+        timeout: float | None,
+    ) -> PubAck:
+        client = self._client
+        conn = client._live()
+        runtime = client._runtime
+        if runtime is not None and runtime.in_loop_thread():
+            raise LoopThreadError("js.publish() cannot be called from the event loop thread")
+        wait = client._timeout(timeout, self.timeout)
+        message = self.prepare(
+            subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
+        )
+        started = time.monotonic()
+
+        def once(left: float | None) -> PubAck:
+            live = client._live()
+            limit = wait if left is None else min(wait, left)
+            reply, waiter = live.new_reply()
+            try:
+                live.enqueue(pub_command(message.subject, reply, message.payload, message.block))
+            except BaseException:
+                live.forget_reply(reply)
+                raise
+            return parse_pub_ack(live.await_reply(reply, waiter, limit, message.subject))
+
+        try:
+            return once(None)  # the common case, without the retry machinery
+        except Exception as exc:
+            if not self._should_retry(exc, started):
+                raise
+            log.debug("syncmsg: publish to %r failed (%s); retrying", subject, exc)
+            if isinstance(exc, NoRespondersError):
+                time.sleep(self.retry.initial)
+        policy = self.retry
+        deadline = started + policy.deadline if policy.deadline else None
+        return policy.call(
+            once, deadline=deadline, should_retry=lambda e: self._should_retry(e, started)
+        )
+
+    # ------------------------------------------------------------------ pipelined
+    def publish_async(
+        self,
+        subject: str,
+        data: Data,
+        *,
+        msg_id: str | None,
+        headers: Headers | None,
+        expected_stream: str | None,
+        expected_last_seq: int | None,
+        timeout: float | None,
+    ) -> concurrent.futures.Future[PubAck]:
+        client = self._client
+        conn = client._live()
+        wait = client._timeout(timeout, self.timeout)
+        message = self.prepare(
+            subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
+        )
+        if threading.get_ident() == self._thread_ident:
+            # A done-callback publishing again: waiting here would wait for this very thread.
+            if not self._window.acquire(blocking=False):
+                raise TimeoutError("publish_async window is full (called from a done-callback)")
+        elif not self._window.acquire(timeout=wait):
+            raise TimeoutError(
+                f"publish_async: {self.max_pending} messages still wait for their acks "
+                f"after {wait:g}s"
+            )
+        now = time.monotonic()
+        policy_deadline = now + self.retry.deadline if self.retry.deadline else math.inf
+        pending = _Pending(self, message, concurrent.futures.Future(), wait, now, policy_deadline)
+        with self._lock:
+            self._outstanding += 1
+        try:
+            self._send(pending, conn)
+        except BaseException as exc:
+            self._finish(pending, exc)
+        return pending.future
+
+    def _send(self, pending: _Pending, conn: Connection) -> None:
+        """Send one attempt (any thread but the loop)."""
+        reply, waiter = conn.new_reply(on_reply=pending)
+        pending.attempts += 1
+        pending.reply = reply
+        pending.waiter = waiter
+        deadline = time.monotonic() + pending.timeout
+        with self._lock:
+            self._inflight[reply] = pending
+            heapq.heappush(self._timeouts, (deadline, next(self._seq), reply))
+            self._ensure_thread()
+        message = pending.message
+        try:
+            conn.enqueue(pub_command(message.subject, reply, message.payload, message.block))
+        except BaseException:
+            conn.forget_reply(reply)
+            with self._lock:
+                self._inflight.pop(reply, None)
+            raise
+
+    def _ensure_thread(self) -> None:
+        """Start the acks thread if it is not running (the lock is held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"syncmsg-js-acks-{next(_thread_ids)}", daemon=True
+            )
+            self._thread.start()
+
+    def _finish(
+        self, pending: _Pending, error: BaseException | None, ack: PubAck | None = None
+    ) -> None:
+        """Resolve the future (running its done-callbacks on this thread) and free its slot."""
+        if pending.finished:
+            return
+        pending.finished = True
+        self._window.release()
+        with self._lock:
+            self._outstanding -= 1
+            if self._outstanding == 0:
+                self._idle.notify_all()
+        future = pending.future
+        if future.set_running_or_notify_cancel():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(ack)  # type: ignore[arg-type]
+
+    def flush(self, timeout: float | None) -> None:
+        """Wait until every ``publish_async`` so far has its ack (or its error)."""
+        wait = self._client._timeout(timeout, self.timeout)
+        deadline = time.monotonic() + wait
+        with self._idle:
+            while self._outstanding:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{self._outstanding} JetStream publishes still wait for acks "
+                        f"after {wait:g}s"
+                    )
+                self._idle.wait(min(left, 0.5))
+
+    @property
+    def outstanding(self) -> int:
+        return self._outstanding
+
+    # ------------------------------------------------------------------ the acks thread
+    def _run(self) -> None:
+        self._thread_ident = threading.get_ident()
+        acks = self._acks
+        idle_since = time.monotonic()
+        while True:
+            wait = self._next_wait()
+            try:
+                item: tuple[_Pending, _Reply] | None = acks.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                self._on_ack(*item)
+                try:
+                    item = acks.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
+            self._expire(now)
+            self._resend_due(now)
+            with self._lock:
+                busy = self._inflight or self._resends or self._outstanding
+                if busy:
+                    idle_since = now
+                elif now - idle_since > 2.0 and acks.empty():
+                    self._thread = None
+                    self._thread_ident = None
+                    return
+
+    def _next_wait(self) -> float:
+        with self._lock:
+            heads = [h[0][0] for h in (self._timeouts, self._resends) if h]
+        if not heads:
+            return 0.5
+        return min(max(min(heads) - time.monotonic(), 0.0), 0.5)
+
+    def _on_ack(self, pending: _Pending, waiter: _Reply) -> None:
+        if waiter is not pending.waiter:
+            return  # a late ack for an attempt that already timed out and was resent
+        with self._lock:
+            current = self._inflight.pop(pending.reply, None)
+        if current is None:
+            return  # that attempt timed out meanwhile
+        try:
+            ack = parse_pub_ack(Connection.check_reply(waiter, pending.message.subject))
+        except Exception as exc:
+            self._retry_or_fail(pending, exc, delay=self.retry.initial)
+            return
+        self._finish(pending, None, ack)
+
+    def _expire(self, now: float) -> None:
+        expired: list[tuple[str, _Pending]] = []
+        with self._lock:
+            heap = self._timeouts
+            while heap and heap[0][0] <= now:
+                _, _, reply = heapq.heappop(heap)
+                pending = self._inflight.pop(reply, None)
+                if pending is not None:
+                    expired.append((reply, pending))
+        for reply, pending in expired:
+            conn = self._client._conn
+            if conn is not None:
+                conn.forget_reply(reply)
+            error = TimeoutError(
+                f"no ack from JetStream for {pending.message.subject!r} within {pending.timeout:g}s"
+            )
+            self._retry_or_fail(pending, error, delay=0.0)
+
+    def _retry_or_fail(self, pending: _Pending, error: BaseException, delay: float) -> None:
+        if not self._should_retry(error, pending.started):
+            self._finish(pending, error)
+            return
+        policy = self.retry
+        if policy.attempts is not None and pending.attempts >= policy.attempts + 1:
+            self._finish(pending, error)
+            return
+        delay = max(
+            delay, min(policy.initial * policy.multiplier ** (pending.attempts - 1), policy.maximum)
+        )
+        when = time.monotonic() + (delay if not isinstance(error, TimeoutError) else 0.0)
+        if when >= pending.deadline:
+            self._finish(pending, error)
+            return
+        pending.last_error = error
+        with self._lock:
+            heapq.heappush(self._resends, (when, next(self._seq), pending))
+
+    def _resend_due(self, now: float) -> None:
+        due: list[_Pending] = []
+        with self._lock:
+            heap = self._resends
+            while heap and heap[0][0] <= now:
+                due.append(heapq.heappop(heap)[2])
+        for pending in due:
+            try:
+                conn = self._client._live()
+                self._send(pending, conn)
+            except Exception as exc:
+                if isinstance(exc, ConnectionClosedError) or not self._should_retry(
+                    exc, pending.started
+                ):
+                    self._finish(pending, exc)
+                else:
+                    self._retry_or_fail(pending, exc, delay=self.retry.initial)
+
+
+class _Pending:
+    """A ``publish_async`` message until its future is resolved; also its reply callback."""
+
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "finished",
+        "future",
+        "last_error",
+        "message",
+        "owner",
+        "reply",
+        "started",
+        "timeout",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        owner: Publisher,
+        message: _Message,
+        future: concurrent.futures.Future[PubAck],
+        timeout: float,
+        started: float,
+        deadline: float,
+    ) -> None:
+        self.owner = owner
+        self.message = message
+        self.future = future
+        self.timeout = timeout
+        self.started = started
+        self.deadline = deadline
+        self.attempts = 0
+        self.finished = False
+        self.last_error: BaseException | None = None
+        self.reply = ""
+        self.waiter: _Reply | None = None
+
+    def __call__(self, waiter: _Reply) -> None:
+        """On the loop thread: the ack (or a failure) arrived; hand it to the acks thread."""
+        self.owner._acks.put((self, waiter))

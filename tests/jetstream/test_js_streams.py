@@ -1,0 +1,204 @@
+"""Streams: StreamSpec, ensure_stream (create, drift, 4 processes at once), info, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+from _js_helpers import unique
+
+import syncmsg
+from syncmsg.jetstream import RetentionPolicy, StorageType, StreamSpec, drift
+
+# ---------------------------------------------------------------------------- pure
+
+
+def test_spec_to_api_uses_nanoseconds_and_no_limit_markers() -> None:
+    spec = StreamSpec(
+        name="ORDERS",
+        subjects=["orders.>"],
+        max_age=timedelta(days=1),
+        max_bytes=1024,
+        duplicate_window=timedelta(minutes=5),
+        storage="memory",
+    )
+    api = spec.to_api()
+    assert api["max_age"] == 86_400 * 10**9
+    assert api["duplicate_window"] == 300 * 10**9
+    assert api["max_bytes"] == 1024
+    assert api["max_msgs"] == -1
+    assert api["storage"] == "memory"
+    assert api["subjects"] == ["orders.>"]
+    assert spec.storage is StorageType.MEMORY
+
+
+def test_spec_reads_numbers_as_seconds_and_validates() -> None:
+    assert StreamSpec(name="A", max_age=90).max_age == timedelta(seconds=90)
+    assert StreamSpec(name="A", subjects="a.b").subjects == ("a.b",)
+    for bad in ({"name": "a.b"}, {"name": "a b"}, {"name": ""}, {"name": "A", "replicas": 7}):
+        with pytest.raises(ValueError):
+            StreamSpec(**bad)
+    with pytest.raises(ValueError):
+        StreamSpec(name="A", subjects=["bad subject"])
+    with pytest.raises(ValueError):
+        StreamSpec(name="A", max_age=-1)
+    with pytest.raises(ValueError):
+        StreamSpec(name="A", unknown_field=1)
+
+
+def test_drift_ignores_server_defaults_and_compares_what_the_spec_sets() -> None:
+    wanted = StreamSpec(name="A", subjects=["a.>", "b.>"], max_msgs=10).to_api()
+    server = dict(wanted)
+    server.update(
+        subjects=["b.>", "a.>"],
+        duplicate_window=120 * 10**9,
+        allow_direct=False,
+        consumer_limits={},
+        metadata={"_nats.ver": "2.15.1"},
+        sealed=False,
+    )
+    del server["deny_delete"]  # omitted by the server when false
+    assert drift(wanted, server) == {}
+    server["max_msgs"] = 20
+    assert drift(wanted, server) == {"max_msgs": (10, 20)}
+
+
+def test_spec_round_trips_through_the_api_form() -> None:
+    spec = StreamSpec(
+        name="A",
+        subjects=["a.>"],
+        retention=RetentionPolicy.WORKQUEUE,
+        max_age=timedelta(hours=1),
+        duplicate_window=timedelta(seconds=30),
+        max_bytes=5000,
+        metadata={"team": "x"},
+    )
+    assert StreamSpec.from_api(spec.to_api()) == spec
+
+
+# ---------------------------------------------------------------------------- server
+
+
+def test_ensure_stream_creates_then_is_idempotent(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    name = unique("S")
+    spec = StreamSpec(name=name, subjects=[f"{name}.>"], max_msgs=100)
+    first = js.ensure_stream(spec)
+    assert first.action == "created"
+    assert first.config.max_msgs == 100
+    again = js.ensure_stream(spec)
+    assert again.action in ("created", "unchanged")
+    assert again.config == first.config
+    info = js.stream_info(name)
+    assert info.name == name
+    assert info.state.messages == 0
+    js.delete_stream(name)
+    with pytest.raises(syncmsg.StreamNotFoundError):
+        js.stream_info(name)
+
+
+def test_drifted_stream_is_updated(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    name = unique("S")
+    old = StreamSpec(name=name, subjects=[f"{name}.a"], max_msgs=100, max_age=timedelta(hours=1))
+    js.ensure_stream(old)
+    js.publish(f"{name}.a", b"kept")
+    new = old.model_copy(
+        update={"subjects": (f"{name}.a", f"{name}.b"), "max_msgs": 500, "description": "v2"}
+    )
+    info = js.ensure_stream(new)
+    assert info.action == "updated"
+    assert info.config.max_msgs == 500
+    assert set(info.config.subjects) == {f"{name}.a", f"{name}.b"}
+    assert info.config.description == "v2"
+    assert info.state.messages == 1  # an update keeps the messages
+    assert js.ensure_stream(new).action in ("created", "unchanged")
+    assert js.publish(f"{name}.b", b"new subject").seq == 2
+    js.delete_stream(name)
+
+
+def test_unchangeable_drift_raises_a_jetstream_error(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    name = unique("S")
+    js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], storage="memory"))
+    with pytest.raises(syncmsg.JetStreamError):
+        js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], storage="file"))
+    js.delete_stream(name)
+
+
+def test_api_errors_map_to_the_syncmsg_tree(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    with pytest.raises(syncmsg.StreamNotFoundError) as err:
+        js.stream_info("NO_SUCH_STREAM")
+    assert err.value.err_code == 10059
+    with pytest.raises(syncmsg.StreamNotFoundError):
+        js.delete_stream("NO_SUCH_STREAM")
+    name = unique("S")
+    js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], storage="memory"))
+    with pytest.raises(syncmsg.ConsumerNotFoundError):
+        js.consumer_info(name, "nobody")
+    with pytest.raises(syncmsg.StreamNotFoundError):
+        js.find_stream("no.stream.here")
+    assert js.find_stream(f"{name}.x") == name
+    js.delete_stream(name)
+
+
+_ENSURE_SCRIPT = textwrap.dedent(
+    """
+    import sys, syncmsg
+    from datetime import timedelta
+    url, name = sys.argv[1], sys.argv[2]
+    with syncmsg.connect(url, timeout=10) as client:
+        print("ready", flush=True)
+        sys.stdin.readline()  # start together
+        spec = syncmsg.StreamSpec(name=name, subjects=[name + ".>"], max_msgs=1000,
+                                  max_age=timedelta(hours=2), duplicate_window=timedelta(minutes=1))
+        info = client.jetstream().ensure_stream(spec)
+        print(info.action, info.config.max_msgs, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_ensure_stream_from_four_processes_at_once(
+    client: syncmsg.Client, nats_url: str
+) -> None:
+    name = unique("RACE")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENSURE_SCRIPT, nats_url, name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # release them as close together as we can
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        action, max_msgs = out.split()
+        assert action in ("created", "unchanged", "updated")
+        assert max_msgs == "1000"
+    js = client.jetstream()
+    assert js.stream_names(f"{name}.x") == [name]
+    info = js.stream_info(name)
+    assert info.config.max_msgs == 1000
+    assert info.config.max_age == timedelta(hours=2)
+    assert info.config.duplicate_window == timedelta(minutes=1)
+    js.delete_stream(name)
