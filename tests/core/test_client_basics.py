@@ -162,7 +162,7 @@ def test_request_reply_and_respond(client):
         syncmsg.Msg("x", b"").respond(b"")
 
 
-def test_serve_error_becomes_remote_error(client):
+def test_serve_error_becomes_remote_error(client, wait_until):
     def failing(msg: syncmsg.Msg) -> bytes:
         raise KeyError("missing\nthing")
 
@@ -172,6 +172,7 @@ def test_serve_error_becomes_remote_error(client):
         client.request("svc.fail", b"", timeout=2)
     assert "missing" in info.value.description
     assert info.value.code == "500"
+    wait_until(lambda: errors)  # reported after the error reply went out
     assert isinstance(errors[0], KeyError)
 
 

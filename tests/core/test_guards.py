@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import threading
 
 import pytest
@@ -178,10 +179,13 @@ def test_no_thread_leak_after_fifty_connect_close_cycles(nats_url, wait_until):
 
 
 def test_connect_to_nothing_fails_fast_with_a_clear_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     policy = syncmsg.RetryPolicy(attempts=2, deadline=3, initial=0.05)
     with pytest.raises(syncmsg.NoServersError) as info:
-        syncmsg.connect("nats://127.0.0.1:1", connect_retry=policy, connect_timeout=0.5)
-    assert "127.0.0.1:1" in str(info.value)
+        syncmsg.connect(f"nats://127.0.0.1:{port}", connect_retry=policy, connect_timeout=0.5)
+    assert f"127.0.0.1:{port}" in str(info.value)
 
 
 def test_connect_with_a_config_object(nats_url):
