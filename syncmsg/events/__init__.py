@@ -1,8 +1,9 @@
 """Typed agent, workflow, task and audit events, wire-compatible with the TypeScript services.
 
-Threading: everything exported here is pure and immutable (models, subject builders, stream
-definitions, ciphers, codecs) and can be used from any thread; nothing here opens a
-connection.
+Threading: the models, subject builders, stream definitions, ciphers and codecs are pure
+and immutable and can be used from any thread. :class:`EventPublisher` (thread-safe; blocks
+its caller until the stream acknowledges) and :class:`EventSubscriber` (handlers run on
+worker threads) use a connected :class:`syncmsg.Client`; see their modules.
 
 The TypeScript services (nats.js + zod, design document section 34) and syncmsg read each
 other's messages unchanged: see docs/events.md for the wire format.
@@ -23,6 +24,12 @@ True
 """
 
 from syncmsg.events._codec import EncodedEvent, EncryptingCodec, EventCodec, parse_event
+from syncmsg.events._context import (
+    correlation_for,
+    correlation_scope,
+    current_correlation_id,
+    current_event,
+)
 from syncmsg.events._crypto import (
     ALGORITHM,
     ENVELOPE_VERSION,
@@ -35,6 +42,7 @@ from syncmsg.events._errors import (
     CryptoUnavailableError,
     DecryptionError,
     EventValidationError,
+    HandlerError,
     InvalidTokenError,
     MissingKeyError,
 )
@@ -56,9 +64,18 @@ from syncmsg.events._models import (
     parse_timestamp,
     utc_now,
 )
+from syncmsg.events._publisher import (
+    DEFAULT_SOURCE,
+    EventAck,
+    EventPublisher,
+    ensure_event_streams,
+    stream_spec,
+)
 from syncmsg.events._streams import (
     AGENT_EVENTS,
     AUDIT_EVENTS,
+    DEAD_LETTER_PREFIX,
+    EVENT_DEAD_LETTERS,
     EVENT_STREAMS,
     TASK_EVENTS,
     EventStreamDef,
@@ -77,17 +94,25 @@ from syncmsg.events._subjects import (
     workflow_filter,
     workflow_subject,
 )
-
-# Publishing and subscribing (EventPublisher, EventSubscriber, ensure_event_streams) will
-# be added here once the client and JetStream layers land.
+from syncmsg.events._subscriber import (
+    FAMILIES,
+    EventErrorCallback,
+    EventRetryPolicy,
+    EventSubscriber,
+    consumer_name,
+)
 
 __all__ = [
     "AGENT_EVENTS",
     "ALGORITHM",
     "AUDIT_EVENTS",
+    "DEAD_LETTER_PREFIX",
+    "DEFAULT_SOURCE",
     "ENVELOPE_VERSION",
+    "EVENT_DEAD_LETTERS",
     "EVENT_MODELS",
     "EVENT_STREAMS",
+    "FAMILIES",
     "KEY_ID_HEADER",
     "TASK_EVENTS",
     "AgentEvent",
@@ -100,10 +125,16 @@ __all__ = [
     "EncodedEvent",
     "EncryptingCodec",
     "Event",
+    "EventAck",
     "EventCodec",
+    "EventErrorCallback",
+    "EventPublisher",
+    "EventRetryPolicy",
     "EventStreamDef",
+    "EventSubscriber",
     "EventType",
     "EventValidationError",
+    "HandlerError",
     "InvalidTokenError",
     "MissingKeyError",
     "PayloadCipher",
@@ -116,6 +147,12 @@ __all__ = [
     "audit_filter",
     "audit_subject",
     "check_subject_token",
+    "consumer_name",
+    "correlation_for",
+    "correlation_scope",
+    "current_correlation_id",
+    "current_event",
+    "ensure_event_streams",
     "envelope_key_id",
     "event_family",
     "event_stream_specs",
@@ -124,6 +161,7 @@ __all__ = [
     "parse_event",
     "parse_timestamp",
     "stream_for",
+    "stream_spec",
     "subject_for",
     "task_filter",
     "task_subject",

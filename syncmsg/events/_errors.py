@@ -12,6 +12,8 @@ Threading: plain exception classes, raised on whichever thread called the failin
     └── InvalidTokenError           agentType / taskType cannot stand as one subject token
     ConfigurationError
     └── CryptoUnavailableError(ImportError)   ``cryptography`` is not installed
+    SyncMsgError
+    └── HandlerError                handlers of an event raised (retry policy on: nak)
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from syncmsg._errors import ConfigurationError, InvalidSubjectError, PayloadError
+from syncmsg._errors import ConfigurationError, InvalidSubjectError, PayloadError, SyncMsgError
 
 __all__ = [
     "CryptoUnavailableError",
     "DecryptionError",
     "EventValidationError",
+    "HandlerError",
     "InvalidTokenError",
     "MissingKeyError",
 ]
@@ -65,3 +68,14 @@ class MissingKeyError(DecryptionError):
 
 class CryptoUnavailableError(ConfigurationError, ImportError):
     """Payload encryption needs the optional ``cryptography`` dependency."""
+
+
+class HandlerError(SyncMsgError):
+    """One or more handlers of an event raised (with a retry policy: the event is nak'd).
+
+    ``errors`` holds each handler's exception, in the order the handlers ran.
+    """
+
+    def __init__(self, message: str, *, errors: Sequence[BaseException] = ()) -> None:
+        super().__init__(message)
+        self.errors: list[BaseException] = list(errors)

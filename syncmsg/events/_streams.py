@@ -5,6 +5,8 @@ Threading: immutable values and pure functions; use them from any thread.
 * ``AGENT_EVENTS``: ``agent.>`` and ``workflow.>``; 7 days; 1 GiB
 * ``TASK_EVENTS``: ``task.>``; 30 days; 5 GiB
 * ``AUDIT_EVENTS``: ``audit.>``; 365 days; 10 GiB
+* ``EVENT_DEAD_LETTERS`` (syncmsg's addition, not in the document): ``events.dlq.>``;
+  30 days; 1 GiB
 
 All use file storage and limits retention. Replicas default to 1, as in the document;
 pass ``replicas=3`` on a cluster.
@@ -23,6 +25,8 @@ from syncmsg.events._models import Event
 __all__ = [
     "AGENT_EVENTS",
     "AUDIT_EVENTS",
+    "DEAD_LETTER_PREFIX",
+    "EVENT_DEAD_LETTERS",
     "EVENT_STREAMS",
     "TASK_EVENTS",
     "EventStreamDef",
@@ -118,6 +122,19 @@ AUDIT_EVENTS = EventStreamDef(
 
 EVENT_STREAMS: tuple[EventStreamDef, ...] = (AGENT_EVENTS, TASK_EVENTS, AUDIT_EVENTS)
 """The three streams of the document, with 1 replica."""
+
+DEAD_LETTER_PREFIX = "events.dlq"
+"""Dead letters of the event consumers go to ``events.dlq.<consumer name>``."""
+
+EVENT_DEAD_LETTERS = EventStreamDef(
+    name="EVENT_DEAD_LETTERS",
+    subjects=(f"{DEAD_LETTER_PREFIX}.>",),
+    max_age=timedelta(days=30),
+    max_bytes=1 * _GIB,
+    description="Events that a consumer could not process (syncmsg dead letters)",
+)
+"""Not in the document: keeps what :class:`~syncmsg.events.EventSubscriber` dead-letters
+(invalid events; with a retry policy, events whose handlers kept failing) for 30 days."""
 
 _STREAM_BY_FAMILY = {
     "agent": AGENT_EVENTS,
