@@ -42,6 +42,7 @@ from syncmsg._codec import pub_command
 from syncmsg._dispatch import MessageQueue, WorkerPool
 from syncmsg._errors import (
     ConnectionClosedError,
+    ConsumerNotFoundError,
     DeadLetterError,
     SyncMsgError,
     TimeoutError,
@@ -275,10 +276,7 @@ class JetStreamSubscription(_Base):
         self._stopping = False  # no more pulls
         self._discarding = False  # unsubscribe: nak instead of handling
         self._reconnects = client._reconnects
-        self.acked = 0
-        self.nakked = 0
-        self.dead_lettered = 0
-        self.redelivered = 0
+        self._counts = {"acked": 0, "nakked": 0, "dead_lettered": 0, "redelivered": 0}
         self._pool = WorkerPool(f"syncmsg-js-{sid}", handoff, self._handle, workers, self._on_error)
         self._keeper = threading.Thread(
             target=self._keep, name=f"syncmsg-js-{sid}-keeper", daemon=True
@@ -318,6 +316,7 @@ class JetStreamSubscription(_Base):
         with self._lock:
             self._requested = max(self._requested - 1, 0)
             self._in_hand += 1
+            self._failures = 0
             self._leases[reply] = _Lease(msg, now)
             discarding = self._closed.is_set()
         if discarding:
@@ -399,6 +398,10 @@ class JetStreamSubscription(_Base):
         if pull and room >= self._threshold:
             self._pull()
 
+    def _bump(self, counter: str) -> None:
+        with self._lock:
+            self._counts[counter] += 1
+
     def _settled(self, msg: JsMsg) -> None:
         """Called by the message on its first ack/nak/term, from any thread."""
         with self._lock:
@@ -413,7 +416,7 @@ class JetStreamSubscription(_Base):
                 return
             meta = msg.metadata
             if meta.num_delivered > 1:
-                self.redelivered += 1
+                self._bump("redelivered")
             if self._dead_letter is not None and meta.num_delivered > self._max_deliver > 0:
                 # The spare delivery: an earlier dead-letter attempt failed, or the process
                 # died on the last one. Do not run the handler again.
@@ -427,7 +430,7 @@ class JetStreamSubscription(_Base):
                 raise
             if not self._manual_ack and not msg.is_acked:
                 msg.ack()
-                self.acked += 1
+                self._bump("acked")
         finally:
             self._release(msg)
 
@@ -441,7 +444,7 @@ class JetStreamSubscription(_Base):
             if self._backoff:
                 delay = self._backoff[min(delivered - 1, len(self._backoff) - 1)]
             msg.nak(delay)
-            self.nakked += 1
+            self._bump("nakked")
         except SyncMsgError as error:
             log.warning("syncmsg: could not nak %r: %s", msg.subject, error)
 
@@ -467,7 +470,7 @@ class JetStreamSubscription(_Base):
         if self._dead_letter is not None:
             self._dead_letter.send(msg, error)
             published = True
-            self.dead_lettered += 1
+            self._bump("dead_lettered")
         else:
             meta = msg.metadata
             log.error(
@@ -544,6 +547,7 @@ class JetStreamSubscription(_Base):
                 self._requested = 0
 
     def _recreate_consumer(self) -> None:
+        """The server lost the consumer (or it was deleted): make it again, and say so."""
         try:
             self._js._create_consumer(self.stream, self.durable, self._consumer_request)
         except SyncMsgError as exc:
@@ -557,6 +561,12 @@ class JetStreamSubscription(_Base):
             self._recreate = False
             self._failures = 0
             self._pause_until = 0.0
+        error = ConsumerNotFoundError(
+            f"consumer {self.stream}/{self.durable} had disappeared from the server; "
+            "it was created again"
+        )
+        log.warning("syncmsg: %s", error)
+        self._client._report_error(error, None, self._error_callback)
 
     # ------------------------------------------------------------------ any thread
     @property
@@ -566,6 +576,24 @@ class JetStreamSubscription(_Base):
     @property
     def failed(self) -> int:
         return self._pool.failed
+
+    @property
+    def acked(self) -> int:
+        """Messages acked automatically after the handler returned."""
+        return self._counts["acked"]
+
+    @property
+    def nakked(self) -> int:
+        return self._counts["nakked"]
+
+    @property
+    def dead_lettered(self) -> int:
+        return self._counts["dead_lettered"]
+
+    @property
+    def redelivered(self) -> int:
+        """Deliveries seen that were not a message's first."""
+        return self._counts["redelivered"]
 
     @property
     def in_hand(self) -> int:

@@ -176,8 +176,13 @@ class Publisher:
     ) -> _Message:
         check_publish_subject(subject)
         payload = encode_payload(data)
+        block: bytes | None
         if msg_id is None:
             msg_id = _ids.next()
+            if not headers and expected_stream is None and expected_last_seq is None:
+                # The common case, built directly: our ids are plain ASCII.
+                block = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % msg_id.encode()
+                return self._checked(_Message(subject, payload, block, msg_id), conn)
         elif not isinstance(msg_id, str) or not msg_id:
             raise ValueError("msg_id must be a non-empty string")
         merged: dict[str, Any] = dict(headers) if headers else {}
@@ -189,13 +194,17 @@ class Publisher:
                 raise ValueError("expected_last_seq cannot be negative")
             merged[EXPECTED_LAST_SEQ] = str(int(expected_last_seq))
         block = encode_headers(merged)
-        size = len(payload) + (len(block) if block else 0)
+        return self._checked(_Message(subject, payload, block, msg_id), conn)
+
+    @staticmethod
+    def _checked(message: _Message, conn: Connection) -> _Message:
+        size = len(message.payload) + (len(message.block) if message.block else 0)
         if size > conn.max_payload:
             raise PayloadTooLargeError(
                 f"{size} bytes is more than the server's max_payload ({conn.max_payload}) "
-                f"on {subject!r}"
+                f"on {message.subject!r}"
             )
-        return _Message(subject, payload, block, msg_id)
+        return message
 
     def _should_retry(self, exc: BaseException, started: float) -> bool:
         if isinstance(exc, NoRespondersError):

@@ -163,9 +163,7 @@ _ENSURE_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_ensure_stream_from_four_processes_at_once(
-    client: syncmsg.Client, nats_url: str
-) -> None:
+def test_ensure_stream_from_four_processes_at_once(client: syncmsg.Client, nats_url: str) -> None:
     name = unique("RACE")
     procs = [
         subprocess.Popen(
