@@ -36,7 +36,7 @@ from syncmsg.jetstream._consumer import (
     consumer_config,
 )
 from syncmsg.jetstream._deadletter import DeadLetterer
-from syncmsg.jetstream._publish import PubAck, Publisher
+from syncmsg.jetstream._publish import MSG_ID, PubAck, Publisher
 from syncmsg.jetstream._streams import StreamInfo, StreamSpec, drift
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class JetStream:
             retry=publish_retry or DEFAULT_PUBLISH_RETRY,
             no_responders_wait=no_responders_wait,
             max_pending=max_pending,
+            lookup=self._stored_msg_id,
         )
 
     def __repr__(self) -> str:
@@ -207,6 +208,14 @@ class JetStream:
         headers = parse_header_block(base64.b64decode(raw["hdrs"])) if raw.get("hdrs") else None
         payload = base64.b64decode(raw.get("data") or b"")
         return Msg(str(raw.get("subject", "")), payload, headers or None)
+
+    def _stored_msg_id(self, stream: str, seq: int) -> str | None:
+        """The ``Nats-Msg-Id`` of the message at ``seq`` (None if there is none)."""
+        try:
+            stored = self.get_msg(stream, seq)
+        except JetStreamError:
+            return None
+        return (stored.headers or {}).get(MSG_ID)
 
     # ================================================================ consumers
     def consumer_info(

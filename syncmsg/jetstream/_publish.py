@@ -32,6 +32,7 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload, pub_command
@@ -103,32 +104,71 @@ def new_msg_id() -> str:
     return _ids.next()
 
 
-def parse_pub_ack(msg: Msg) -> PubAck:
-    """The PubAck in a reply, or the syncmsg error its ``{"error": ...}`` stands for."""
+_WRONG_LAST_SEQUENCE = 10071
+# Given a stream and a sequence, the Nats-Msg-Id stored there (None if nothing is).
+StoredIdLookup = Callable[[str, int], "str | None"]
+
+
+def parse_pub_ack(
+    msg: Msg,
+    message: _Message | None = None,
+    attempts: int = 1,
+    lookup: StoredIdLookup | None = None,
+) -> PubAck:
+    """The PubAck in a reply, or the syncmsg error its ``{"error": ...}`` stands for.
+
+    The server checks ``expected_last_seq`` before it looks for duplicates, so a retry of a
+    message whose first attempt was stored (and whose ack was lost) is refused with "wrong
+    last sequence". On a retry, that answer is checked against the stream: if our message
+    id sits right after the expected sequence, the publish did succeed (a duplicate).
+    """
     try:
         data = json.loads(msg.data)
-        if "error" in data:
-            raise map_api_error(data["error"])
-        return PubAck(
-            stream=data["stream"],
-            seq=int(data["seq"]),
-            duplicate=bool(data.get("duplicate", False)),
-            domain=data.get("domain"),
-        )
-    except (ValueError, KeyError, TypeError):
+        error = data.get("error")
+        if error is None:
+            return PubAck(
+                stream=data["stream"],
+                seq=int(data["seq"]),
+                duplicate=bool(data.get("duplicate", False)),
+                domain=data.get("domain"),
+            )
+        stream = data.get("stream")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise JetStreamError(f"not a publish ack: {msg.data[:200]!r}") from None
+    mapped = map_api_error(error)
+    if (
+        mapped.err_code == _WRONG_LAST_SEQUENCE
+        and attempts > 1
+        and message is not None
+        and message.expected_last_seq is not None
+        and lookup is not None
+        and isinstance(stream, str)
+        and stream
+    ):
+        seq = message.expected_last_seq + 1
+        if lookup(stream, seq) == message.msg_id:
+            return PubAck(stream=stream, seq=seq, duplicate=True)
+    raise mapped
 
 
 class _Message:
     """One logical message: encoded once, sent as often as retries need."""
 
-    __slots__ = ("block", "msg_id", "payload", "subject")
+    __slots__ = ("block", "expected_last_seq", "msg_id", "payload", "subject")
 
-    def __init__(self, subject: str, payload: bytes, block: bytes | None, msg_id: str) -> None:
+    def __init__(
+        self,
+        subject: str,
+        payload: bytes,
+        block: bytes | None,
+        msg_id: str,
+        expected_last_seq: int | None = None,
+    ) -> None:
         self.subject = subject
         self.payload = payload
         self.block = block
         self.msg_id = msg_id
+        self.expected_last_seq = expected_last_seq
 
 
 class Publisher:
@@ -142,6 +182,7 @@ class Publisher:
         retry: RetryPolicy,
         no_responders_wait: float,
         max_pending: int,
+        lookup: StoredIdLookup | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -150,6 +191,7 @@ class Publisher:
         self.retry = retry
         self.no_responders_wait = no_responders_wait
         self.max_pending = max_pending
+        self._lookup = lookup
         self._window = threading.Semaphore(max_pending)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -194,7 +236,8 @@ class Publisher:
                 raise ValueError("expected_last_seq cannot be negative")
             merged[EXPECTED_LAST_SEQ] = str(int(expected_last_seq))
         block = encode_headers(merged)
-        return self._checked(_Message(subject, payload, block, msg_id), conn)
+        message = _Message(subject, payload, block, msg_id, expected_last_seq)
+        return self._checked(message, conn)
 
     @staticmethod
     def _checked(message: _Message, conn: Connection) -> _Message:
@@ -235,8 +278,11 @@ class Publisher:
             subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
         )
         started = time.monotonic()
+        attempts = 0
 
         def once(left: float | None) -> PubAck:
+            nonlocal attempts
+            attempts += 1
             live = client._live()
             limit = wait if left is None else min(wait, left)
             reply, waiter = live.new_reply()
@@ -245,7 +291,8 @@ class Publisher:
             except BaseException:
                 live.forget_reply(reply)
                 raise
-            return parse_pub_ack(live.await_reply(reply, waiter, limit, message.subject))
+            answer = live.await_reply(reply, waiter, limit, message.subject)
+            return parse_pub_ack(answer, message, attempts, self._lookup)
 
         try:
             return once(None)  # the common case, without the retry machinery
@@ -408,7 +455,8 @@ class Publisher:
         if current is None:
             return  # that attempt timed out meanwhile
         try:
-            ack = parse_pub_ack(Connection.check_reply(waiter, pending.message.subject))
+            answer = Connection.check_reply(waiter, pending.message.subject)
+            ack = parse_pub_ack(answer, pending.message, pending.attempts, self._lookup)
         except Exception as exc:
             self._retry_or_fail(pending, exc, delay=self.retry.initial)
             return
