@@ -184,7 +184,15 @@ class Subscription(_Base):
 
 
 class SyncSubscription(_Base):
-    """A subscription read by calling :meth:`next_msg` or by iterating over it."""
+    """A subscription read by calling :meth:`next_msg` or by iterating over it.
+
+    :meth:`drain` stops the interest and returns at once: messages already received stay
+    readable with :meth:`next_msg` until they are consumed, then it raises
+    :class:`~syncmsg.ConnectionClosedError`.
+    """
+
+    def _wait_idle(self, timeout: float) -> bool:
+        return True  # the reader is the caller; nothing to wait for here
 
     def next_msg(self, timeout: float | None = None) -> Msg:
         """The next message, waiting at most ``timeout`` seconds (default from config).

@@ -314,3 +314,15 @@ def test_payload_too_large_is_refused(client):
         client.publish("too.big", b"x" * (2 * 1024 * 1024))
     with pytest.raises(syncmsg.PayloadTooLargeError):
         client.request("too.big", b"x" * (2 * 1024 * 1024))
+
+
+def test_sync_subscription_drain_keeps_received_messages_readable(client, wait_until):
+    sub = client.subscribe_sync("sync.drain")
+    client.publish("sync.drain", b"1")
+    client.publish("sync.drain", b"2")
+    client.flush()
+    wait_until(lambda: sub.pending == 2)
+    sub.drain(timeout=2)
+    assert [sub.next_msg(0.5).data, sub.next_msg(0.5).data] == [b"1", b"2"]
+    with pytest.raises(syncmsg.ConnectionClosedError):
+        sub.next_msg(0.1)
