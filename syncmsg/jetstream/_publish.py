@@ -6,12 +6,13 @@ Threading:
   command, appends it to the client's outbound queue, waits on a ``threading.Event`` for the
   server's ack and parses it. Retries sleep on the caller's thread too.
 * :meth:`Publisher.publish_async` sends on the caller's thread as well, after taking a slot
-  of the in-flight window (a semaphore: a full window blocks the caller, never memory).
-  When an ack arrives, the loop thread only drops ``(pending, reply)`` into a queue; one
-  thread per context, ``syncmsg-js-acks-N``, parses acks, schedules retries, expires
-  attempts that got no answer and resolves the futures. **Done-callbacks of the returned
-  futures run on that thread** (or on the caller's thread when the future is already done),
-  never on the event-loop thread; keep them short.
+  of the in-flight window (a counter under a lock: a full window blocks the caller, never
+  memory). Acks come to a wildcard inbox of the context's own; for each, the loop thread
+  only drops ``(subject, data, headers)`` into a queue. One thread per context,
+  ``syncmsg-js-acks-N``, parses acks, schedules retries, expires attempts that got no
+  answer, fails what is left when the client closes, and resolves the futures.
+  **Done-callbacks of the returned futures run on that thread** (or on the caller's thread
+  when the future is already done), never on the event-loop thread; keep them short.
 
 Exactly once: every logical message carries a ``Nats-Msg-Id`` (the caller's, or one made
 here once) that every retry reuses, so the stream stores it once however often it is sent,
@@ -52,8 +53,6 @@ from syncmsg.jetstream._api import is_retryable
 
 if TYPE_CHECKING:
     from syncmsg._client import Client
-    from syncmsg._connection import _Reply
-    from syncmsg._msg import Msg
 
 __all__ = ["MSG_ID", "PubAck", "Publisher", "new_msg_id"]
 
@@ -64,6 +63,8 @@ EXPECTED_STREAM = "Nats-Expected-Stream"
 EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
 
 _thread_ids = itertools.count(1)
+_STATUS = "Status"
+_NO_RESPONDERS = "503"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ StoredIdLookup = Callable[[str, int], "str | None"]
 
 
 def parse_pub_ack(
-    msg: Msg,
+    reply: bytes,
     message: _Message | None = None,
     attempts: int = 1,
     lookup: StoredIdLookup | None = None,
@@ -123,7 +124,7 @@ def parse_pub_ack(
     id sits right after the expected sequence, the publish did succeed (a duplicate).
     """
     try:
-        data = json.loads(msg.data)
+        data = json.loads(reply)
         error = data.get("error")
         if error is None:
             return PubAck(
@@ -134,7 +135,7 @@ def parse_pub_ack(
             )
         stream = data.get("stream")
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise JetStreamError(f"not a publish ack: {msg.data[:200]!r}") from None
+        raise JetStreamError(f"not a publish ack: {reply[:200]!r}") from None
     mapped = map_api_error(error)
     if (
         mapped.err_code == _WRONG_LAST_SEQUENCE
@@ -192,18 +193,22 @@ class Publisher:
         self.no_responders_wait = no_responders_wait
         self.max_pending = max_pending
         self._lookup = lookup
-        self._window = threading.Semaphore(max_pending)
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._outstanding = 0  # futures not yet resolved
+        self._idle = threading.Condition(self._lock)  # outstanding fell to 0
+        self._room = threading.Condition(self._lock)  # a slot of the window came free
+        self._outstanding = 0  # futures not yet resolved: the window
         self._inflight: dict[str, _Pending] = {}  # reply subject -> attempt waiting for its ack
         self._timeouts: list[tuple[float, int, str]] = []  # (deadline, n, reply) heap
         self._resends: list[tuple[float, int, _Pending]] = []  # (when, n, pending) heap
-        self._acks: queue.SimpleQueue[tuple[_Pending, _Reply]] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[_Ack] = queue.SimpleQueue()
         self._seq = itertools.count()
+        self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
-        self._wake = threading.Event()
+        # publish_async acks come to a wildcard inbox of our own: the loop only queues them.
+        self._inbox_lock = threading.Lock()
+        self._prefix: str | None = None
+        self._inbox_conn: Connection | None = None
 
     # ------------------------------------------------------------------ shared
     def prepare(
@@ -292,7 +297,7 @@ class Publisher:
                 live.forget_reply(reply)
                 raise
             answer = live.await_reply(reply, waiter, limit, message.subject)
-            return parse_pub_ack(answer, message, attempts, self._lookup)
+            return parse_pub_ack(answer.data, message, attempts, self._lookup)
 
         try:
             return once(None)  # the common case, without the retry machinery
@@ -326,53 +331,86 @@ class Publisher:
         message = self.prepare(
             subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
         )
-        if threading.get_ident() == self._thread_ident:
-            # A done-callback publishing again: waiting here would wait for this very thread.
-            if not self._window.acquire(blocking=False):
-                raise TimeoutError("publish_async window is full (called from a done-callback)")
-        elif not self._window.acquire(timeout=wait):
-            raise TimeoutError(
-                f"publish_async: {self.max_pending} messages still wait for their acks "
-                f"after {wait:g}s"
-            )
+        prefix = self._inbox(conn, wait)
+        self._take_slot(wait)
         now = time.monotonic()
         policy_deadline = now + self.retry.deadline if self.retry.deadline else math.inf
-        pending = _Pending(self, message, concurrent.futures.Future(), wait, now, policy_deadline)
-        with self._lock:
-            self._outstanding += 1
+        pending = _Pending(message, concurrent.futures.Future(), wait, now, policy_deadline)
         try:
-            self._send(pending, conn)
+            self._send(pending, conn, prefix)
         except BaseException as exc:
             self._finish(pending, exc)
         return pending.future
 
-    def _send(self, pending: _Pending, conn: Connection) -> None:
+    def _take_slot(self, wait: float) -> None:
+        """Count one more message in flight, waiting while the window is full."""
+        with self._lock:
+            if self._outstanding < self.max_pending:
+                self._outstanding += 1
+                return
+            if threading.get_ident() == self._thread_ident:
+                # A done-callback publishing again: waiting would wait for this very thread.
+                raise TimeoutError("publish_async window is full (called from a done-callback)")
+            deadline = time.monotonic() + wait
+            while self._outstanding >= self.max_pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"publish_async: {self.max_pending} messages still wait for their "
+                        f"acks after {wait:g}s"
+                    )
+                self._room.wait(min(left, 0.5))
+            self._outstanding += 1
+
+    def _inbox(self, conn: Connection, timeout: float) -> str:
+        """The reply prefix of this context's ack inbox on ``conn`` (subscribed once)."""
+        prefix = self._prefix
+        if prefix is not None and self._inbox_conn is conn:
+            return prefix
+        with self._inbox_lock:
+            if self._prefix is not None and self._inbox_conn is conn:
+                return self._prefix
+            client = self._client
+            prefix = f"{client.config.inbox_prefix}.{secrets.token_hex(11)}."
+            client._loop().call(
+                conn.subscribe(
+                    prefix + "*",
+                    "",
+                    self._on_loop_ack,
+                    max(self.max_pending * 4, 65536),
+                    client.config.pending_bytes_limit,
+                    timeout,
+                ),
+                timeout,
+                what="publish_async inbox",
+            )
+            self._prefix, self._inbox_conn = prefix, conn
+            return prefix
+
+    async def _on_loop_ack(self, nats_msg: Any) -> None:
+        """On the loop thread: an ack arrived; hand it to the acks thread, nothing more."""
+        self._acks.put((nats_msg.subject, nats_msg.data, nats_msg.headers))
+
+    def _send(self, pending: _Pending, conn: Connection, prefix: str) -> None:
         """Send one attempt (any thread but the loop)."""
-        reply, waiter = conn.new_reply(on_reply=pending)
+        reply = prefix + str(next(self._tokens))
         pending.attempts += 1
-        pending.reply = reply
-        pending.waiter = waiter
         deadline = time.monotonic() + pending.timeout
         with self._lock:
             self._inflight[reply] = pending
             heapq.heappush(self._timeouts, (deadline, next(self._seq), reply))
-            self._ensure_thread()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"syncmsg-js-acks-{next(_thread_ids)}", daemon=True
+                )
+                self._thread.start()
         message = pending.message
         try:
             conn.enqueue(pub_command(message.subject, reply, message.payload, message.block))
         except BaseException:
-            conn.forget_reply(reply)
             with self._lock:
                 self._inflight.pop(reply, None)
             raise
-
-    def _ensure_thread(self) -> None:
-        """Start the acks thread if it is not running (the lock is held)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name=f"syncmsg-js-acks-{next(_thread_ids)}", daemon=True
-            )
-            self._thread.start()
 
     def _finish(
         self, pending: _Pending, error: BaseException | None, ack: PubAck | None = None
@@ -381,11 +419,11 @@ class Publisher:
         if pending.finished:
             return
         pending.finished = True
-        self._window.release()
         with self._lock:
             self._outstanding -= 1
             if self._outstanding == 0:
                 self._idle.notify_all()
+            self._room.notify()
         future = pending.future
         if future.set_running_or_notify_cancel():
             if error is not None:
@@ -397,7 +435,7 @@ class Publisher:
         """Wait until every ``publish_async`` so far has its ack (or its error)."""
         wait = self._client._timeout(timeout, self.timeout)
         deadline = time.monotonic() + wait
-        with self._idle:
+        with self._lock:
             while self._outstanding:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -417,9 +455,8 @@ class Publisher:
         acks = self._acks
         idle_since = time.monotonic()
         while True:
-            wait = self._next_wait()
             try:
-                item: tuple[_Pending, _Reply] | None = acks.get(timeout=wait)
+                item: _Ack | None = acks.get(timeout=self._next_wait())
             except queue.Empty:
                 item = None
             while item is not None:
@@ -429,11 +466,11 @@ class Publisher:
                 except queue.Empty:
                     item = None
             now = time.monotonic()
+            self._fail_if_closed()
             self._expire(now)
             self._resend_due(now)
             with self._lock:
-                busy = self._inflight or self._resends or self._outstanding
-                if busy:
+                if self._inflight or self._resends or self._outstanding:
                     idle_since = now
                 elif now - idle_since > 2.0 and acks.empty():
                     self._thread = None
@@ -447,34 +484,44 @@ class Publisher:
             return 0.5
         return min(max(min(heads) - time.monotonic(), 0.0), 0.5)
 
-    def _on_ack(self, pending: _Pending, waiter: _Reply) -> None:
-        if waiter is not pending.waiter:
-            return  # a late ack for an attempt that already timed out and was resent
+    def _on_ack(self, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
         with self._lock:
-            current = self._inflight.pop(pending.reply, None)
-        if current is None:
-            return  # that attempt timed out meanwhile
+            pending = self._inflight.pop(reply, None)
+        if pending is None:
+            return  # a late ack for an attempt that already timed out (and was resent)
         try:
-            answer = Connection.check_reply(waiter, pending.message.subject)
-            ack = parse_pub_ack(answer, pending.message, pending.attempts, self._lookup)
+            if headers and headers.get(_STATUS) == _NO_RESPONDERS and not data:
+                raise NoRespondersError(f"no responders on {pending.message.subject!r}")
+            ack = parse_pub_ack(data, pending.message, pending.attempts, self._lookup)
         except Exception as exc:
             self._retry_or_fail(pending, exc, delay=self.retry.initial)
             return
         self._finish(pending, None, ack)
 
+    def _fail_if_closed(self) -> None:
+        """Once the client is closed no ack can come: fail whatever still waits."""
+        client = self._client
+        conn = client._conn
+        if not (client.is_closed or (conn is not None and conn.closed_reason is not None)):
+            return
+        with self._lock:
+            waiting = list(self._inflight.values()) + [p for _, _, p in self._resends]
+            self._inflight.clear()
+            self._resends.clear()
+            self._timeouts.clear()
+        for pending in waiting:
+            self._finish(pending, ConnectionClosedError("client closed before the ack came"))
+
     def _expire(self, now: float) -> None:
-        expired: list[tuple[str, _Pending]] = []
+        expired: list[_Pending] = []
         with self._lock:
             heap = self._timeouts
             while heap and heap[0][0] <= now:
                 _, _, reply = heapq.heappop(heap)
                 pending = self._inflight.pop(reply, None)
                 if pending is not None:
-                    expired.append((reply, pending))
-        for reply, pending in expired:
-            conn = self._client._conn
-            if conn is not None:
-                conn.forget_reply(reply)
+                    expired.append(pending)
+        for pending in expired:
             error = TimeoutError(
                 f"no ack from JetStream for {pending.message.subject!r} within {pending.timeout:g}s"
             )
@@ -488,14 +535,11 @@ class Publisher:
         if policy.attempts is not None and pending.attempts >= policy.attempts + 1:
             self._finish(pending, error)
             return
-        delay = max(
-            delay, min(policy.initial * policy.multiplier ** (pending.attempts - 1), policy.maximum)
-        )
-        when = time.monotonic() + (delay if not isinstance(error, TimeoutError) else 0.0)
+        backoff = min(policy.initial * policy.multiplier ** (pending.attempts - 1), policy.maximum)
+        when = time.monotonic() + (0.0 if isinstance(error, TimeoutError) else max(delay, backoff))
         if when >= pending.deadline:
             self._finish(pending, error)
             return
-        pending.last_error = error
         with self._lock:
             heapq.heappush(self._resends, (when, next(self._seq), pending))
 
@@ -508,7 +552,7 @@ class Publisher:
         for pending in due:
             try:
                 conn = self._client._live()
-                self._send(pending, conn)
+                self._send(pending, conn, self._inbox(conn, pending.timeout))
             except Exception as exc:
                 if isinstance(exc, ConnectionClosedError) or not self._should_retry(
                     exc, pending.started
@@ -518,33 +562,22 @@ class Publisher:
                     self._retry_or_fail(pending, exc, delay=self.retry.initial)
 
 
-class _Pending:
-    """A ``publish_async`` message until its future is resolved; also its reply callback."""
+_Ack = tuple[str, bytes, "dict[str, str] | None"]
 
-    __slots__ = (
-        "attempts",
-        "deadline",
-        "finished",
-        "future",
-        "last_error",
-        "message",
-        "owner",
-        "reply",
-        "started",
-        "timeout",
-        "waiter",
-    )
+
+class _Pending:
+    """A ``publish_async`` message until its future is resolved."""
+
+    __slots__ = ("attempts", "deadline", "finished", "future", "message", "started", "timeout")
 
     def __init__(
         self,
-        owner: Publisher,
         message: _Message,
         future: concurrent.futures.Future[PubAck],
         timeout: float,
         started: float,
         deadline: float,
     ) -> None:
-        self.owner = owner
         self.message = message
         self.future = future
         self.timeout = timeout
@@ -552,10 +585,3 @@ class _Pending:
         self.deadline = deadline
         self.attempts = 0
         self.finished = False
-        self.last_error: BaseException | None = None
-        self.reply = ""
-        self.waiter: _Reply | None = None
-
-    def __call__(self, waiter: _Reply) -> None:
-        """On the loop thread: the ack (or a failure) arrived; hand it to the acks thread."""
-        self.owner._acks.put((self, waiter))

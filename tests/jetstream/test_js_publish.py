@@ -225,9 +225,9 @@ def test_retry_with_expected_last_seq_recognises_its_own_earlier_success(
     refused = client.request(f"{stream}.a", b"1", headers=headers, timeout=5)
     message = _Message(f"{stream}.a", b"1", None, "once", expected_last_seq=0)
     with pytest.raises(syncmsg.WrongLastSequenceError):
-        parse_pub_ack(refused, message, attempts=1, lookup=js._stored_msg_id)
-    ack = parse_pub_ack(refused, message, attempts=2, lookup=js._stored_msg_id)
+        parse_pub_ack(refused.data, message, attempts=1, lookup=js._stored_msg_id)
+    ack = parse_pub_ack(refused.data, message, attempts=2, lookup=js._stored_msg_id)
     assert ack == PubAck(stream=stream, seq=1, duplicate=True)
     other = _Message(f"{stream}.a", b"1", None, "someone-else", expected_last_seq=0)
     with pytest.raises(syncmsg.WrongLastSequenceError):
-        parse_pub_ack(refused, other, attempts=2, lookup=js._stored_msg_id)
+        parse_pub_ack(refused.data, other, attempts=2, lookup=js._stored_msg_id)
