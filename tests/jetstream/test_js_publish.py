@@ -231,3 +231,19 @@ def test_retry_with_expected_last_seq_recognises_its_own_earlier_success(
     other = _Message(f"{stream}.a", b"1", None, "someone-else", expected_last_seq=0)
     with pytest.raises(syncmsg.WrongLastSequenceError):
         parse_pub_ack(refused.data, other, attempts=2, lookup=js._stored_msg_id)
+
+
+def test_close_fails_the_futures_still_waiting(nats_server_factory: Any) -> None:
+    server = nats_server_factory(jetstream=True)
+    client = syncmsg.connect(server.url, timeout=5.0, reconnect_wait=0.1)
+    js = client.jetstream(timeout=30.0)
+    name = unique("CLOSE")
+    js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], storage="memory"))
+    server.kill()
+    wait_until(lambda: not client.is_connected, 10, what="client notices the kill")
+    futures = [js.publish_async(f"{name}.a", str(i)) for i in range(10)]
+    client.close(timeout=2)
+    for future in futures:
+        with pytest.raises(syncmsg.ConnectionClosedError):
+            future.result(5)
+    assert js.pending_acks == 0
