@@ -3,8 +3,9 @@
 Threading:
 
 * :meth:`Publisher.publish` runs entirely on the caller's thread: it builds the ``HPUB``
-  command, appends it to the client's outbound queue, waits on a ``threading.Event`` for the
-  server's ack and parses it. Retries sleep on the caller's thread too.
+  command, appends it to the client's outbound queue, waits for the server's ack (a lock
+  that the loop thread releases when the ack reaches the context's ack inbox) and parses
+  it. Retries sleep on the caller's thread too.
 * :meth:`Publisher.publish_async` sends on the caller's thread as well, after taking a slot
   of the in-flight window (a counter under a lock: a full window blocks the caller, never
   memory). Acks come to a wildcard inbox of the context's own; for each, the loop thread
@@ -209,6 +210,7 @@ class Publisher:
         self._inbox_lock = threading.Lock()
         self._prefix: str | None = None
         self._inbox_conn: Connection | None = None
+        self._sync: dict[str, _SyncWait] = {}  # reply subject -> a publish() waiting for it
 
     # ------------------------------------------------------------------ shared
     def prepare(
@@ -290,14 +292,17 @@ class Publisher:
             attempts += 1
             live = client._live()
             limit = wait if left is None else min(wait, left)
-            reply, waiter = live.new_reply()
+            reply = self._inbox(live, limit) + str(next(self._tokens))
+            waiter = _SyncWait()
+            self._sync[reply] = waiter
             try:
                 live.enqueue(pub_command(message.subject, reply, message.payload, message.block))
-            except BaseException:
-                live.forget_reply(reply)
-                raise
-            answer = live.await_reply(reply, waiter, limit, message.subject)
-            return parse_pub_ack(answer.data, message, attempts, self._lookup)
+                self._wait(waiter, limit, live, message.subject)
+            finally:
+                self._sync.pop(reply, None)
+            if waiter.headers and waiter.headers.get(_STATUS) == _NO_RESPONDERS:
+                raise NoRespondersError(f"no responders on {message.subject!r}")
+            return parse_pub_ack(waiter.data, message, attempts, self._lookup)
 
         try:
             return once(None)  # the common case, without the retry machinery
@@ -312,6 +317,17 @@ class Publisher:
         return policy.call(
             once, deadline=deadline, should_retry=lambda e: self._should_retry(e, started)
         )
+
+    def _wait(self, waiter: _SyncWait, timeout: float, conn: Connection, subject: str) -> None:
+        """Wait for the ack; in slices, so that closing the client ends the wait at once."""
+        deadline = time.monotonic() + timeout
+        acquire = waiter.lock.acquire
+        while not acquire(timeout=min(timeout, 0.25)):
+            if conn.closed_reason is not None or self._client.is_closed:
+                raise ConnectionClosedError("client closed before the ack came")
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError(f"no ack from JetStream for {subject!r} in time")
 
     # ------------------------------------------------------------------ pipelined
     def publish_async(
@@ -388,7 +404,13 @@ class Publisher:
             return prefix
 
     async def _on_loop_ack(self, nats_msg: Any) -> None:
-        """On the loop thread: an ack arrived; hand it to the acks thread, nothing more."""
+        """On the loop thread: an ack arrived; wake its publisher, or queue it, nothing more."""
+        waiter = self._sync.pop(nats_msg.subject, None)
+        if waiter is not None:
+            waiter.data = nats_msg.data
+            waiter.headers = nats_msg.headers
+            waiter.lock.release()
+            return
         self._acks.put((nats_msg.subject, nats_msg.data, nats_msg.headers))
 
     def _send(self, pending: _Pending, conn: Connection, prefix: str) -> None:
@@ -563,6 +585,21 @@ class Publisher:
 
 
 _Ack = tuple[str, bytes, "dict[str, str] | None"]
+
+
+class _SyncWait:
+    """One ``publish()`` attempt's wait: a lock held until the loop thread releases it.
+
+    Cheaper than a ``threading.Event`` on both threads (no Condition, no Python-level code).
+    """
+
+    __slots__ = ("data", "headers", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.data = b""
+        self.headers: dict[str, str] | None = None
 
 
 class _Pending:
