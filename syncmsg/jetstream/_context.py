@@ -69,7 +69,7 @@ class JetStream:
       its deadline shorter than your streams' duplicate window, or a late retry may be
       stored twice.
     * ``no_responders_wait``: how long a publish that finds no stream keeps trying (a
-      leader election, a restarting server), default 5 s.
+      leader election, a restarting server), default 10 s.
     * ``max_pending``: the ``publish_async`` window, default 4096 messages.
     """
 
@@ -82,7 +82,7 @@ class JetStream:
         prefix: str | None = None,
         publish_retry: RetryPolicy | None = None,
         api_retry: RetryPolicy | None = None,
-        no_responders_wait: float = 5.0,
+        no_responders_wait: float = 10.0,
         max_pending: int = 4096,
     ) -> None:
         if domain and prefix:

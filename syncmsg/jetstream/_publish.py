@@ -256,11 +256,14 @@ class Publisher:
             )
         return message
 
-    def _should_retry(self, exc: BaseException, started: float) -> bool:
+    def _should_retry(self, exc: BaseException, tries: _Tries) -> bool:
         if isinstance(exc, NoRespondersError):
             # No stream listens (yet): a leader election or a restarting server answers
             # within seconds; a subject no stream captures never will.
-            return time.monotonic() - started < self.no_responders_wait
+            now = time.monotonic()
+            if tries.no_responders_since is None:
+                tries.no_responders_since = now
+            return now - tries.no_responders_since < self.no_responders_wait
         return is_retryable(exc)
 
     # ------------------------------------------------------------------ synchronous
@@ -285,11 +288,10 @@ class Publisher:
             subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
         )
         started = time.monotonic()
-        attempts = 0
+        tries = _Tries()
 
         def once(left: float | None) -> PubAck:
-            nonlocal attempts
-            attempts += 1
+            tries.attempts += 1
             live = client._live()
             limit = wait if left is None else min(wait, left)
             reply = self._inbox(live, limit) + str(next(self._tokens))
@@ -302,12 +304,12 @@ class Publisher:
                 self._sync.pop(reply, None)
             if waiter.headers and waiter.headers.get(_STATUS) == _NO_RESPONDERS:
                 raise NoRespondersError(f"no responders on {message.subject!r}")
-            return parse_pub_ack(waiter.data, message, attempts, self._lookup)
+            return parse_pub_ack(waiter.data, message, tries.attempts, self._lookup)
 
         try:
             return once(None)  # the common case, without the retry machinery
         except Exception as exc:
-            if not self._should_retry(exc, started):
+            if not self._should_retry(exc, tries):
                 raise
             log.debug("syncmsg: publish to %r failed (%s); retrying", subject, exc)
             if isinstance(exc, NoRespondersError):
@@ -315,7 +317,7 @@ class Publisher:
         policy = self.retry
         deadline = started + policy.deadline if policy.deadline else None
         return policy.call(
-            once, deadline=deadline, should_retry=lambda e: self._should_retry(e, started)
+            once, deadline=deadline, should_retry=lambda e: self._should_retry(e, tries)
         )
 
     def _wait(self, waiter: _SyncWait, timeout: float, conn: Connection, subject: str) -> None:
@@ -550,7 +552,7 @@ class Publisher:
             self._retry_or_fail(pending, error, delay=0.0)
 
     def _retry_or_fail(self, pending: _Pending, error: BaseException, delay: float) -> None:
-        if not self._should_retry(error, pending.started):
+        if not self._should_retry(error, pending):
             self._finish(pending, error)
             return
         policy = self.retry
@@ -576,9 +578,7 @@ class Publisher:
                 conn = self._client._live()
                 self._send(pending, conn, self._inbox(conn, pending.timeout))
             except Exception as exc:
-                if isinstance(exc, ConnectionClosedError) or not self._should_retry(
-                    exc, pending.started
-                ):
+                if isinstance(exc, ConnectionClosedError) or not self._should_retry(exc, pending):
                     self._finish(pending, exc)
                 else:
                     self._retry_or_fail(pending, exc, delay=self.retry.initial)
@@ -602,10 +602,20 @@ class _SyncWait:
         self.headers: dict[str, str] | None = None
 
 
-class _Pending:
+class _Tries:
+    """How one logical message's attempts went, for the retry decisions."""
+
+    __slots__ = ("attempts", "no_responders_since")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.no_responders_since: float | None = None
+
+
+class _Pending(_Tries):
     """A ``publish_async`` message until its future is resolved."""
 
-    __slots__ = ("attempts", "deadline", "finished", "future", "message", "started", "timeout")
+    __slots__ = ("deadline", "finished", "future", "message", "started", "timeout")
 
     def __init__(
         self,
@@ -620,5 +630,5 @@ class _Pending:
         self.timeout = timeout
         self.started = started
         self.deadline = deadline
-        self.attempts = 0
         self.finished = False
+        super().__init__()

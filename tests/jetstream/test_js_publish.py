@@ -197,7 +197,7 @@ def test_kill_9_during_publish_async(nats_server_factory: Any) -> None:
     futures = {}
     try:
         for i in range(600):
-            futures[f"a-{i}"] = js.publish_async(f"{name}.a", f"a-{i}", timeout=10.0)
+            futures[f"a-{i}"] = js.publish_async(f"{name}.a", f"a-{i}", timeout=3.0)
             if i == 300:
                 server.kill()
                 wait_until(lambda: not client.is_connected, 10, what="client notices the kill")
@@ -247,3 +247,45 @@ def test_close_fails_the_futures_still_waiting(nats_server_factory: Any) -> None
         with pytest.raises(syncmsg.ConnectionClosedError):
             future.result(5)
     assert js.pending_acks == 0
+
+
+@pytest.mark.slow
+def test_stream_leader_killed_in_a_cluster(nats_cluster_factory: Any) -> None:
+    cluster = nats_cluster_factory(3)
+    client = syncmsg.connect(cluster.urls, timeout=5.0, reconnect_wait=0.1)
+    js = client.jetstream(timeout=2.0)
+    name = unique("R3")
+    js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], replicas=3))
+    leader = (js.stream_info(name).cluster or {}).get("leader")
+    index = next(i for i, s in enumerate(cluster.servers) if s.name == leader)
+    acked: dict[str, PubAck] = {}
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+
+    def publisher(t: int) -> None:
+        for i in range(100):
+            payload = f"t{t}-{i}"
+            try:
+                ack = js.publish(f"{name}.t{t}", payload)
+            except syncmsg.SyncMsgError as exc:
+                with lock:
+                    failed.append(exc)
+                continue
+            with lock:
+                acked[payload] = ack
+
+    threads = [threading.Thread(target=publisher, args=(t,)) for t in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(acked) >= 100, 30, what="100 acks before the kill")
+        cluster.kill(index)  # a leader election follows: no responders for a moment
+        for thread in threads:
+            thread.join(120)
+        assert not failed, f"publishes failed: {failed[:3]}"
+        assert len(acked) == 400
+        new_leader = (js.stream_info(name).cluster or {}).get("leader")
+        assert new_leader and new_leader != leader
+        _check_exactly_once(js, name, acked)
+    finally:
+        client.close()
