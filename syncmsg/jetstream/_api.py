@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import pub_command
@@ -162,11 +161,3 @@ def parse_reply(msg: Msg) -> dict[str, Any]:
         raise map_api_error(error)
     return data
 
-
-def as_list(value: Any) -> list[Any]:
-    """``value`` as a list (``None`` is empty)."""
-    if value is None:
-        return []
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return list(value)
-    return [value]

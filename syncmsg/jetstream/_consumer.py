@@ -616,7 +616,7 @@ class JetStreamSubscription(_Base):
         )
         return data
 
-    def consumer_info(self, timeout: float | None = None) -> Any:
+    def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
         """The server's view of this subscription's durable consumer."""
         return self._js.consumer_info(self.stream, self.durable, timeout=timeout)
 
@@ -767,7 +767,8 @@ class PullSubscription(_Base):
             log.warning("syncmsg: fetch from %s/%s: %s", self.stream, self.durable, fetch.error)
         return list(fetch.msgs)
 
-    def consumer_info(self, timeout: float | None = None) -> Any:
+    def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
+        """The server's view of this subscription's durable consumer."""
         return self._js.consumer_info(self.stream, self.durable, timeout=timeout)
 
     def unsubscribe(self) -> None:

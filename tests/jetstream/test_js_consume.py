@@ -381,3 +381,56 @@ def test_unsubscribe_gives_queued_messages_back(client: syncmsg.Client, stream: 
     js.subscribe(f"{stream}.>", record, durable="give")
     wait_until(lambda: len(again) + len(first) >= 30, 10, what="all 30 handled")
     assert set(again) | set(first) == set(range(1, 31))
+
+
+def test_a_dead_letter_that_failed_is_retried_on_the_spare_delivery(
+    client: syncmsg.Client, stream: str
+) -> None:
+    js = client.jetstream()
+    dlq = unique("DLQ")
+    small = StreamSpec(name=dlq, subjects=[f"{dlq}.>"], storage="memory", max_msg_size=5)
+    js.ensure_stream(small)  # too small for the dead letter: its publish fails at first
+    calls: list[int] = []
+
+    def fails(msg: syncmsg.Msg) -> None:
+        calls.append(msg.metadata.num_delivered)
+        raise RuntimeError("always")
+
+    def on_error(exc: BaseException, msg: syncmsg.Msg | None) -> None:
+        if len(calls) == 2:  # the dead letter of delivery 2 failed: make room for it
+            js.ensure_stream(small.model_copy(update={"max_msg_size": None}))
+
+    js.subscribe(
+        f"{stream}.>",
+        fails,
+        durable="spare",
+        max_deliver=2,
+        dead_letter=f"{dlq}.x",
+        error_callback=on_error,
+    )
+    js.publish(f"{stream}.x", b"0123456789")
+    wait_until(lambda: js.stream_info(dlq).state.messages == 1, 15, what="the dead letter")
+    wait_until(lambda: _settled(js, stream, "spare"), 10)
+    assert calls == [1, 2]  # the spare delivery never reaches the handler
+    assert (js.get_msg(dlq, 1).headers or {})[DEAD_LETTER_DELIVERY_COUNT] == "3"
+    js.delete_stream(dlq)
+
+
+def test_a_deleted_consumer_is_created_again(client: syncmsg.Client, stream: str) -> None:
+    js = client.jetstream()
+    got: list[bytes] = []
+    errors: list[BaseException] = []
+    sub = js.subscribe(
+        f"{stream}.>",
+        lambda m: got.append(m.data),
+        durable="phoenix",
+        error_callback=lambda exc, msg: errors.append(exc),
+    )
+    js.publish(f"{stream}.x", b"before")
+    wait_until(lambda: got == [b"before"], 10)
+    js.delete_consumer(stream, "phoenix")
+    wait_until(lambda: errors, 15, what="the re-creation reported")
+    assert isinstance(errors[0], syncmsg.ConsumerNotFoundError)
+    js.publish(f"{stream}.x", b"after")
+    wait_until(lambda: b"after" in got, 15, what="consumption resumes")
+    assert sub.consumer_info().durable == "phoenix"
