@@ -1,0 +1,318 @@
+"""The reference: nats-py's asyncio API used directly, in one asyncio loop.
+
+Every function takes the job's parameters and returns a list of measurements (dicts with
+``metric``, ``value``, ``unit`` and extras). The same functions exist, with the same
+meaning, in ``_syncmsg.py`` and ``_naive.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import sys
+import time
+import uuid
+from typing import Any
+
+import _jsutil
+import nats
+from _common import BENCH_DIR, peak_rss_bytes, percentile, rss_bytes
+from nats.errors import OutboundBufferLimitError
+
+MiB = 1024 * 1024
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# ------------------------------------------------------------------ core publish
+async def _publish(url: str, n: int, size: int, tasks: int) -> float:
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    subject = "bench.pub"
+    publish = nc.publish
+    for _ in range(min(n, 2000)):
+        await publish(subject, payload)
+    await nc.flush(30)
+    per = n // tasks
+
+    async def one() -> None:
+        for _ in range(per):
+            await publish(subject, payload)
+
+    start, cpu0 = time.perf_counter(), time.process_time()
+    if tasks == 1:
+        await one()
+    else:
+        await asyncio.gather(*(one() for _ in range(tasks)))
+    await nc.flush(60)
+    elapsed = time.perf_counter() - start
+    cpu_us = (time.process_time() - cpu0) / (per * tasks) * 1e6
+    await nc.close()
+    return per * tasks / elapsed, cpu_us
+
+
+def publish(p: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for point in p["points"]:
+        rate, cpu_us = _run(_publish(p["url"], point["n"], point["size"], point["threads"]))
+        out.append(
+            {
+                "metric": point["metric"],
+                "value": rate,
+                "unit": "msg/s",
+                "mb_s": rate * point["size"] / 1e6,
+                "cpu_us_per_msg": cpu_us,
+                "n": point["n"],
+                "concurrency": f"{point['threads']} asyncio tasks",
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------ request / reply
+async def _request(url: str, subject: str, n: int, size: int) -> list[float]:
+    nc = await nats.connect(url)
+    payload = b"r" * size
+    for _ in range(200):
+        await nc.request(subject, payload, timeout=5)
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        await nc.request(subject, payload, timeout=5)
+        samples.append((clock() - t0) / 1000)
+    await nc.close()
+    return samples
+
+
+def request(p: dict[str, Any]) -> list[dict[str, Any]]:
+    samples = _run(_request(p["url"], p["subject"], p["n"], p["size"]))
+    return latency_rows(p["metric"], samples)
+
+
+def latency_rows(metric: str, samples: list[float]) -> list[dict[str, Any]]:
+    return [
+        {
+            "metric": f"{metric}_p50",
+            "value": percentile(samples, 50),
+            "unit": "us",
+            "n": len(samples),
+        },
+        {
+            "metric": f"{metric}_p99",
+            "value": percentile(samples, 99),
+            "unit": "us",
+            "n": len(samples),
+        },
+    ]
+
+
+# ------------------------------------------------------------------ core subscribe
+async def _subscribe(url: str, n: int, size: int, limits: dict[str, int]) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    subject = f"bench.sub.{uuid.uuid4().hex[:8]}"
+    state = {"count": 0, "first": 0.0, "last": 0.0, "disorder": 0}
+    done = asyncio.Event()
+    clock = time.perf_counter
+
+    async def handler(msg: Any) -> None:
+        count = state["count"]
+        if count == 0:
+            state["first"] = clock()
+            state["cpu_first"] = time.process_time()
+        if int.from_bytes(msg.data[:4], "big") != count:
+            state["disorder"] += 1
+        state["count"] = count + 1
+        state["last"] = clock()
+        if count + 1 == n:
+            state["cpu_last"] = time.process_time()
+            done.set()
+
+    await nc.subscribe(subject, cb=handler, **limits)
+    await nc.flush()
+    peer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BENCH_DIR / "_peer.py"),
+        "publisher",
+        url,
+        subject,
+        str(n),
+        str(size),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    with contextlib.suppress(asyncio.TimeoutError):  # reported as fewer messages received
+        await asyncio.wait_for(done.wait(), 120)
+    await peer.wait()
+    await nc.close()
+    return state
+
+
+def subscribe(p: dict[str, Any]) -> list[dict[str, Any]]:
+    state = _run(_subscribe(p["url"], p["n"], p["size"], p["limits"]))
+    return [subscribe_row(p["metric"], p["n"], state)]
+
+
+def subscribe_row(metric: str, n: int, state: dict[str, Any]) -> dict[str, Any]:
+    count = state["count"]
+    elapsed = state["last"] - state["first"]
+    rate = (count - 1) / elapsed if count > 1 and elapsed > 0 else 0.0
+    row = {
+        "metric": metric,
+        "value": rate,
+        "unit": "msg/s",
+        "n": n,
+        "received": count,
+        "out_of_order": state["disorder"],
+    }
+    if count > 1 and "cpu_first" in state and "cpu_last" in state:
+        row["cpu_us_per_msg"] = (state["cpu_last"] - state["cpu_first"]) / (count - 1) * 1e6
+    return row
+
+
+# ------------------------------------------------------------------ reconnect buffer
+async def _buffer(n: int, size: int) -> dict[str, Any]:
+    from _common import Server
+
+    server = Server(jetstream=False).start()
+    nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    payload = b"b" * size
+    await nc.publish("bench.buf", payload)
+    await nc.flush()
+    server.kill()
+    deadline = time.monotonic() + 10
+    while nc.is_connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    gc.collect()
+    rss0 = rss_bytes()
+    accepted = errors = 0
+    first_error = None
+    start = time.perf_counter()
+    for i in range(n):
+        try:
+            await nc.publish("bench.buf", payload)
+            accepted += 1
+        except OutboundBufferLimitError:
+            errors += 1
+            if first_error is None:
+                first_error = i
+    elapsed = time.perf_counter() - start
+    rss1 = rss_bytes()
+    peak = peak_rss_bytes()
+    with contextlib.suppress(Exception):  # nats-py 2.16: "Connection lost" when disconnected
+        await nc.close()
+    server.close()
+    return {
+        "accepted": accepted,
+        "errors": errors,
+        "first_error_at": first_error,
+        "error_type": "nats.errors.OutboundBufferLimitError",
+        "rss_growth": (rss1 - rss0) / MiB,
+        "peak_growth": max(peak - rss0, 0) / MiB,
+        "buffer_limit_bytes": nc._max_pending_size,
+        "ns_per_publish": elapsed / n * 1e9,
+    }
+
+
+def buffer(p: dict[str, Any]) -> list[dict[str, Any]]:
+    r = _run(_buffer(p["n"], p["size"]))
+    return [buffer_row(p["metric"], p["n"], r)]
+
+
+def buffer_row(metric: str, n: int, r: dict[str, Any]) -> dict[str, Any]:
+    row = {"metric": metric, "value": r.pop("rss_growth"), "unit": "MiB", "n": n}
+    row.update(r)
+    return row
+
+
+# ------------------------------------------------------------------ JetStream
+async def _js_publish(url: str, n: int, size: int) -> list[float]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    subject = await _jsutil.make_stream(js)
+    payload = b"j" * size
+    for _ in range(100):
+        await js.publish(subject, payload)
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        await js.publish(subject, payload)
+        samples.append((clock() - t0) / 1000)
+    await _jsutil.drop_stream(js, subject)
+    await nc.close()
+    return samples
+
+
+def js_publish(p: dict[str, Any]) -> list[dict[str, Any]]:
+    return latency_rows(p["metric"], _run(_js_publish(p["url"], p["n"], p["size"])))
+
+
+async def _js_publish_async(url: str, n: int, size: int, window: int) -> float:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    subject = await _jsutil.make_stream(js)
+    payload = b"j" * size
+    await asyncio.gather(*(js.publish(subject, payload) for _ in range(window)))
+    start, cpu0 = time.perf_counter(), time.process_time()
+    for first in range(0, n, window):
+        await asyncio.gather(*(js.publish(subject, payload) for _ in range(min(window, n - first))))
+    elapsed = time.perf_counter() - start
+    cpu_us = (time.process_time() - cpu0) / n * 1e6
+    await _jsutil.drop_stream(js, subject)
+    await nc.close()
+    return n / elapsed, cpu_us
+
+
+def js_publish_async(p: dict[str, Any]) -> list[dict[str, Any]]:
+    rate, cpu_us = _run(_js_publish_async(p["url"], p["n"], p["size"], p["window"]))
+    return [
+        {
+            "metric": p["metric"],
+            "value": rate,
+            "unit": "msg/s",
+            "n": p["n"],
+            "window": p["window"],
+            "cpu_us_per_msg": cpu_us,
+        }
+    ]
+
+
+async def _js_consume(url: str, n: int, size: int, batch: int) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    subject, durable = await _jsutil.filled_stream(nc, js, n, size)
+    psub = await js.pull_subscribe(subject, durable=durable)
+    state = {"count": 0, "first": 0.0, "last": 0.0, "disorder": 0}
+    clock = time.perf_counter
+    deadline = time.monotonic() + 120
+    while state["count"] < n and time.monotonic() < deadline:
+        try:
+            msgs = await psub.fetch(batch, timeout=5)
+        except nats.errors.TimeoutError:
+            continue
+        for msg in msgs:
+            count = state["count"]
+            if count == 0:
+                state["first"] = clock()
+                state["cpu_first"] = time.process_time()
+            if int.from_bytes(msg.data[:4], "big") != count:
+                state["disorder"] += 1
+            await msg.ack()
+            state["count"] = count + 1
+            state["last"] = clock()
+    state["cpu_last"] = time.process_time()
+    await nc.flush()
+    state["unacked"] = await _jsutil.unacked(js, subject, durable)
+    await _jsutil.drop_stream(js, subject)
+    await nc.close()
+    return state
+
+
+def js_consume(p: dict[str, Any]) -> list[dict[str, Any]]:
+    state = _run(_js_consume(p["url"], p["n"], p["size"], p["batch"]))
+    row = subscribe_row(p["metric"], p["n"], state)
+    row.update(batch=p["batch"], unacked=state["unacked"])
+    return [row]

@@ -1,0 +1,433 @@
+# ruff: noqa: RUF001 - the report is Markdown for people; its dashes and signs are meant
+"""Writes docs/performance.md from one run's summary lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from _common import BENCH_DIR, REPO_DIR, find_server_binary, server_version
+
+# (label, metric, comparison, target ratio); comparison ">=" for rates, "<=" for latencies.
+MAIN_ROWS: list[tuple[str, str, str | None, float | None]] = [
+    ("core publish, 1 thread, 128 B", "core_publish_1t", ">=", 0.9),
+    ("core publish, 8 threads, aggregate", "core_publish_8t", ">=", 0.8),
+    ("request/reply p50 (responder in another process)", "request_p50", "<=", 1.1),
+    ("request/reply p99", "request_p99", None, None),
+    ("JetStream publish with ack, sequential, p50", "js_publish_p50", "<=", 1.1),
+    ("JetStream publish with ack, sequential, p99", "js_publish_p99", None, None),
+    ("JetStream publish_async, pipelined", "js_publish_async", ">=", 1.0),
+    ("core subscribe, callbacks in worker threads", "core_subscribe", ">=", 0.7),
+    (
+        "durable JetStream consume, explicit ack, handlers in worker threads",
+        "js_consume",
+        ">=",
+        0.7,
+    ),
+]
+BUFFER_LIMIT_MIB = 64
+FINDINGS = BENCH_DIR / "where_the_time_goes.md"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "msg/s":
+        return f"{value / 1000:,.1f} k/s" if value < 1e6 else f"{value / 1e6:,.2f} M/s"
+    if unit == "us":
+        return f"{value:,.0f} µs"
+    if unit == "MiB":
+        return f"{value:,.1f} MiB"
+    return f"{value:.3g} {unit}"
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        nats_py = importlib.metadata.version("nats-py")
+    except importlib.metadata.PackageNotFoundError:
+        nats_py = "?"
+    try:
+        syncmsg_version = importlib.metadata.version("syncmsg")
+    except importlib.metadata.PackageNotFoundError:
+        syncmsg_version = "?"
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit and _git("status", "--porcelain", "--", "syncmsg"):
+        commit += " (syncmsg/ has uncommitted changes)"
+    try:
+        server = server_version(find_server_binary())
+    except SystemExit:
+        server = "?"
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "OS": platform.platform(),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "nats-py": nats_py,
+        "nats-server": server,
+        "syncmsg": f"{syncmsg_version}, commit {commit or '?'}",
+        "load average (1/5/15 min, at the end)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args],
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def write_report(
+    out: Path,
+    lines: list[dict[str, Any]],
+    problems: dict[tuple[str, str], str],
+    *,
+    groups: tuple[str, ...],
+    command: str,
+    repeat: int,
+    quick: bool,
+    elapsed: float,
+    jobs: list[Any],
+) -> None:
+    by = {(line["metric"], line["client"]): line for line in lines}
+
+    def value(metric: str, client: str) -> float | None:
+        line = by.get((metric, client))
+        return None if line is None else line["value"]
+
+    def ratio(metric: str, client: str) -> float | None:
+        line = by.get((metric, client))
+        return None if line is None else line["ratio_to_raw"]
+
+    def unavailable(group: str, client: str) -> str:
+        note = problems.get((group, client))
+        return f"n/a ({note})" if note else "n/a"
+
+    group_of = {line["metric"]: line for line in lines}
+    md: list[str] = []
+    add = md.append
+    add("# Performance")
+    add("")
+    add(
+        "syncmsg against raw nats-py async, measured side by side in one run of "
+        "`bench/run.py`, with the naive `run_coroutine_threadsafe` wrapper for scale. "
+        "This file is generated; rerun the command below to refresh it."
+    )
+    add("")
+    add("```sh")
+    add(command)
+    add("```")
+    add("")
+    add(
+        f"Run on {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {repeat} repetition(s) "
+        f"per measurement{' (--quick: smaller counts)' if quick else ''}, "
+        f"{elapsed:.0f} s in all. Values are medians over the repetitions; a ratio is "
+        "syncmsg's (or the naive wrapper's) median divided by raw nats-py's median from the "
+        "same run. The machine is shared and noisy: expect ±10–20 % between runs, and "
+        "read the ratios rather than the absolute numbers."
+    )
+    add("")
+    add("## Results")
+    add("")
+    add(
+        "| metric | raw nats-py | syncmsg | naive wrapper | syncmsg ÷ raw | naive ÷ raw "
+        "| target | met? |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---|---|")
+    for label, metric, comparison, target in MAIN_ROWS:
+        unit = group_of.get(metric, {}).get("unit", "")
+        group = _group_for(metric, jobs)
+        cells = []
+        for client in ("raw", "syncmsg", "naive"):
+            v = value(metric, client)
+            cells.append(
+                fmt(v, unit)
+                if v is not None
+                else ("n/a" if group not in groups else unavailable(group, client))
+            )
+        r_sync, r_naive = ratio(metric, "syncmsg"), ratio(metric, "naive")
+        if comparison is None or target is None:
+            target_text, met = "(report)", ""
+        else:
+            sign = "≥" if comparison == ">=" else "≤"
+            target_text = f"{sign} {target:g}×"
+            if r_sync is None:
+                met = "–"
+            elif (r_sync >= target) if comparison == ">=" else (r_sync <= target):
+                met = "yes"
+            else:
+                met = "**no**"
+        add(
+            f"| {label} | {' | '.join(cells)} | {_r(r_sync)} | {_r(r_naive)} | "
+            f"{target_text} | {met} |"
+        )
+    buffer = by.get(("buffer_rss_growth", "syncmsg"))
+    raw_buffer = by.get(("buffer_rss_growth", "raw"))
+    if buffer is not None:
+        bounded = (
+            buffer.get("errors", 0) > 0
+            and buffer.get("error_type") == "syncmsg.BufferFullError"
+            and buffer["value"] <= BUFFER_LIMIT_MIB
+            and buffer.get("peak_growth", 0) <= BUFFER_LIMIT_MIB
+        )
+        raw_cell = fmt(raw_buffer["value"], "MiB") if raw_buffer else "n/a"
+        add(
+            f"| 1M publishes while the server is down: RSS growth | {raw_cell} | "
+            f"{fmt(buffer['value'], 'MiB')} | – | – | – | BufferFullError once the "
+            f"reconnect buffer is full; ≤ {BUFFER_LIMIT_MIB} MiB | "
+            f"{'yes' if bounded else '**no**'} |"
+        )
+    elif "buffer" in groups:
+        add(
+            f"| 1M publishes while the server is down | – | {unavailable('buffer', 'syncmsg')} "
+            "| – | – | – | bounded | – |"
+        )
+    add("")
+    add(
+        "Throughputs are messages per second with 128-byte payloads; latencies are per "
+        "call, in microseconds."
+    )
+    add("")
+
+    if buffer is not None:
+        add("### Publishing while the server is down")
+        add("")
+        add(
+            "The client connects, the server is killed, and once the client has noticed, "
+            "1,000,000 publishes of 128 B are attempted from one thread."
+        )
+        add("")
+        add("| | raw nats-py | syncmsg |")
+        add("|---|---:|---:|")
+        rows = [
+            ("reconnect buffer (bytes)", "buffer_limit_bytes", "{:,}"),
+            ("publishes accepted before the first error", "first_error_at", "{:,}"),
+            ("publishes accepted in all", "accepted", "{:,}"),
+            ("publishes refused", "errors", "{:,}"),
+            ("error raised", "error_type", "`{}`"),
+            ("RSS growth at the end (MiB)", "value", "{:.1f}"),
+            ("peak RSS growth (MiB)", "peak_growth", "{:.1f}"),
+            ("time per publish, mostly refused (ns)", "ns_per_publish", "{:,.0f}"),
+        ]
+        for label, key, pattern in rows:
+            cells = []
+            for line in (raw_buffer, buffer):
+                cells.append(
+                    "n/a" if line is None or line.get(key) is None else pattern.format(line[key])
+                )
+            add(f"| {label} | {' | '.join(cells)} |")
+        add("")
+
+    sizes = [m for m in _ordered_metrics(lines) if m.startswith("core_publish_size_")]
+    if sizes:
+        add("## Throughput against payload size (core publish, 1 thread)")
+        add("")
+        add("| payload | raw nats-py | syncmsg | syncmsg ÷ raw | raw MB/s | syncmsg MB/s |")
+        add("|---:|---:|---:|---:|---:|---:|")
+        for metric in sizes:
+            size = int(metric.removeprefix("core_publish_size_").removesuffix("B"))
+            raw_v, sync_v = value(metric, "raw"), value(metric, "syncmsg")
+            add(
+                f"| {_size(size)} | {fmt(raw_v, 'msg/s')} | {fmt(sync_v, 'msg/s')} | "
+                f"{_r(ratio(metric, 'syncmsg'))} | {_mb(raw_v, size)} | {_mb(sync_v, size)} |"
+            )
+        add("")
+    threads = [m for m in _ordered_metrics(lines) if m.startswith("core_publish_threads_")]
+    if threads:
+        add("## Throughput against publishing threads (core publish, 128 B, aggregate)")
+        add("")
+        add(
+            "Raw nats-py has no threads: its column is the same number of asyncio tasks "
+            "publishing concurrently on one loop."
+        )
+        add("")
+        add("| threads | raw nats-py (tasks) | syncmsg | naive wrapper | syncmsg ÷ raw |")
+        add("|---:|---:|---:|---:|---:|")
+        for metric in threads:
+            count = metric.removeprefix("core_publish_threads_")
+            add(
+                f"| {count} | {fmt(value(metric, 'raw'), 'msg/s')} | "
+                f"{fmt(value(metric, 'syncmsg'), 'msg/s')} | "
+                f"{fmt(value(metric, 'naive'), 'msg/s')} | {_r(ratio(metric, 'syncmsg'))} |"
+            )
+        add("")
+
+    cpu_rows = [
+        m
+        for m in _ordered_metrics(lines)
+        if any("cpu_us_per_msg" in by.get((m, c), {}) for c in ("raw", "syncmsg"))
+        and not m.startswith(("core_publish_size_", "core_publish_threads_"))
+    ]
+    if cpu_rows:
+        add("## CPU per message")
+        add("")
+        add(
+            "Process CPU time (all threads) over the timed window, divided by the messages: "
+            "less sensitive to a busy neighbour than the rates above, so a useful second "
+            "opinion on this machine. Lower is better."
+        )
+        add("")
+        add("| measurement | raw nats-py | syncmsg | naive wrapper | syncmsg ÷ raw |")
+        add("|---|---:|---:|---:|---:|")
+        for metric in cpu_rows:
+            cells = []
+            for client in ("raw", "syncmsg", "naive"):
+                line = by.get((metric, client))
+                cpu = None if line is None else line.get("cpu_us_per_msg")
+                cells.append("–" if cpu is None else f"{cpu:,.1f} µs")
+            raw_cpu = (by.get((metric, "raw")) or {}).get("cpu_us_per_msg")
+            sync_cpu = (by.get((metric, "syncmsg")) or {}).get("cpu_us_per_msg")
+            ratio_text = _r(sync_cpu / raw_cpu) if raw_cpu and sync_cpu else "–"
+            add(f"| {metric} | {' | '.join(cells)} | {ratio_text} |")
+        add("")
+
+    add("## Peak RSS")
+    add("")
+    add(
+        "Peak resident memory of the measuring process, the largest over its measurements "
+        "and repetitions. It includes the interpreter and the imports (syncmsg also loads "
+        "pydantic), and for the sweeps the largest payload or thread count."
+    )
+    add("")
+    add("| measurement | raw nats-py | syncmsg | naive wrapper |")
+    add("|---|---:|---:|---:|")
+    peaks: dict[str, dict[str, float]] = {}
+    for line in lines:
+        metric = line["metric"]
+        name = (
+            "payload-size sweep"
+            if metric.startswith("core_publish_size_")
+            else "thread sweep"
+            if metric.startswith("core_publish_threads_")
+            else metric.removesuffix("_p50").removesuffix("_p99")
+        )
+        cell = peaks.setdefault(name, {})
+        cell[line["client"]] = max(cell.get(line["client"], 0.0), line["peak_rss_mib"])
+    for name, cell in peaks.items():
+        cells = [
+            "–" if c not in cell else f"{cell[c]:.0f} MiB" for c in ("raw", "syncmsg", "naive")
+        ]
+        add(f"| {name} | {' | '.join(cells)} |")
+    add("")
+
+    add("## Machine")
+    add("")
+    add("| | |")
+    add("|---|---|")
+    for key, text in machine().items():
+        add(f"| {key} | {text} |")
+    add("")
+
+    add("## How it is measured")
+    add("")
+    add(
+        "- `bench/run.py` starts its own nats-server (loopback, free port, JetStream in a "
+        "temporary directory) and runs each measurement in a **fresh Python process per "
+        "client and repetition**, the clients interleaved within each round so that noise "
+        "from the shared machine hits all of them alike. Only the client under test is "
+        "imported in that process."
+    )
+    add(
+        "- **Publishing:** every client publishes the same N messages (the naive wrapper "
+        "fewer: it is about 30× slower and only there for scale) after a warm-up, and the "
+        "clock stops after a flush, i.e. once the server has received everything. Threads "
+        "start together behind a barrier."
+    )
+    add(
+        "- **Request/reply:** the responder is one raw nats-py process shared by all "
+        "clients; each client makes sequential requests after 200 warm-up ones; p50 and "
+        "p99 are over all requests of one repetition."
+    )
+    add(
+        "- **Subscribing:** a separate publisher process writes pre-built PUB commands to "
+        "a plain socket (so it costs almost no CPU), and throughput is the time from the "
+        "first to the last message seen by the handler. Every client gets the same pending "
+        "limits (1 Mi messages, 512 MiB) so none drops messages; the handler checks that "
+        "messages arrive in order. syncmsg runs the handler on its worker thread "
+        "(`workers=1`), the naive wrapper hands each message to a thread through a "
+        "`queue.SimpleQueue`, raw nats-py runs it as the async callback."
+    )
+    add(
+        "- **JetStream:** a fresh file-backed stream per measurement. Sequential publishes "
+        "wait for each ack. Pipelined: raw nats-py `asyncio.gather` over windows of 256 "
+        "`js.publish` calls (the naive wrapper the same through `run_coroutine_threadsafe`); "
+        "syncmsg calls `publish_async` for every message, throttled by its own window "
+        "(`max_pending`, 4096 by default), then `js.flush()`. syncmsg adds a `Nats-Msg-Id` "
+        "header to every publish (exactly-once), raw nats-py none. Consuming: the "
+        "stream is filled first, then raw nats-py does pull `fetch(256)` and `await "
+        "msg.ack()` for each message; syncmsg `js.subscribe(..., durable=..., "
+        "manual_ack=True)` (prefetch 256) with the handler on its worker thread calling "
+        "`msg.ack()`; the clock runs from the first to the last "
+        "message handled, and the consumer's ack-pending count is checked afterwards."
+    )
+    add(
+        "- **Memory:** the reconnect-buffer test starts its own server, kills it, and "
+        "publishes 1M messages; RSS is read from `/proc/self/status`."
+    )
+    add("")
+    if problems:
+        add("## Not measured in this run")
+        add("")
+        for (group, client), note in sorted(problems.items()):
+            add(f"- {group}, {client}: {note}")
+        add("")
+    if FINDINGS.exists():
+        add(FINDINGS.read_text(encoding="utf-8").rstrip())
+        add("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(md), encoding="utf-8")
+
+
+def _group_for(metric: str, jobs: list[Any]) -> str:
+    for job in jobs:
+        if metric in [p.get("metric") for p in job.params.get("points", [])]:
+            return str(job.group)
+    return {
+        "request_p50": "request",
+        "request_p99": "request",
+        "js_publish_p50": "js-publish",
+        "js_publish_p99": "js-publish",
+        "js_publish_async": "js-publish-async",
+        "core_subscribe": "core-subscribe",
+        "js_consume": "js-consume",
+    }.get(metric, "")
+
+
+def _ordered_metrics(lines: list[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for line in lines:
+        if line["metric"] not in seen:
+            seen.append(line["metric"])
+    return seen
+
+
+def _r(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _size(size: int) -> str:
+    return f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+
+
+def _mb(rate: float | None, size: int) -> str:
+    return "–" if rate is None else f"{rate * size / 1e6:,.1f}"
