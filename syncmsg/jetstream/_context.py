@@ -1,9 +1,10 @@
 """The JetStream API of one client: streams, publishing and durable consumers.
 
 Threading: every method runs on the calling thread and may be called from any thread but
-the event-loop thread. API calls and publishes use the client's fast request path (a
-``PUB`` in the outbound queue and a ``threading.Event``); only subscribing hands a coroutine
-to the loop. Background threads are started by :meth:`JetStream.publish_async` (the acks
+the event-loop thread. API calls use the client's fast request path (a ``PUB`` in the
+outbound queue and a ``threading.Event``); publishes the same, with acks coming to the
+context's own inbox (see :mod:`syncmsg.jetstream._publish`). Only subscribing hands a
+coroutine to the loop. Background threads are started by :meth:`JetStream.publish_async` (the acks
 thread, see :mod:`syncmsg.jetstream._publish`) and by :meth:`JetStream.subscribe` (workers
 and a keeper, see :mod:`syncmsg.jetstream._consumer`).
 """
