@@ -226,6 +226,8 @@ class Publisher:
         check_publish_subject(subject)
         payload = encode_payload(data)
         block: bytes | None
+        if msg_id is None and headers and isinstance(headers.get(MSG_ID), str):
+            msg_id = str(headers[MSG_ID])  # the caller's id, given as a header
         if msg_id is None:
             msg_id = _ids.next()
             if not headers and expected_stream is None and expected_last_seq is None:

@@ -45,6 +45,8 @@ def test_same_msg_id_is_stored_once(client: syncmsg.Client, stream: str) -> None
     assert not first.duplicate
     assert again.duplicate
     assert again.seq == first.seq
+    as_header = js.publish(f"{stream}.a", b"x", headers={MSG_ID_HEADER: "order-42"})
+    assert as_header.duplicate  # an id given as a header counts as the msg_id
     assert js.stream_info(stream).state.messages == 1
 
 
