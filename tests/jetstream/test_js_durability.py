@@ -138,6 +138,6 @@ def test_durable_consumer_survives_a_server_restart(nats_server_factory: Any, ho
             assert not acked_then_seen, f"confirmed acks came back: {acked_then_seen}"
         # After kill -9, nats-server (R1 file storage) may have lost the acks of its last
         # few seconds: it writes consumer state lazily. Those come back: at least once,
-        # never lost (docs/jetstream.md, "Limits").
+        # never lost (docs/jetstream.md, "Durability, and what is not guaranteed").
     finally:
         client.close()
