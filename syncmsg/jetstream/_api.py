@@ -160,4 +160,3 @@ def parse_reply(msg: Msg) -> dict[str, Any]:
     if error is not None:
         raise map_api_error(error)
     return data
-
