@@ -13,7 +13,7 @@ Threading: plain exception classes, raised on whichever thread called the failin
     ConfigurationError
     └── CryptoUnavailableError(ImportError)   ``cryptography`` is not installed
     SyncMsgError
-    └── HandlerError                handlers of an event raised (retry policy on: nak)
+    └── HandlerError                an event's handlers failed on its last delivery
 """
 
 from __future__ import annotations
@@ -71,9 +71,10 @@ class CryptoUnavailableError(ConfigurationError, ImportError):
 
 
 class HandlerError(SyncMsgError):
-    """One or more handlers of an event raised (with a retry policy: the event is nak'd).
+    """Handlers of an event kept raising until its last delivery (retry policy on).
 
-    ``errors`` holds each handler's exception, in the order the handlers ran.
+    It is the error an event is dead-lettered with (``Syncmsg-Last-Error``); ``errors``
+    holds each failing handler's exception of that last delivery, in the order they ran.
     """
 
     def __init__(self, message: str, *, errors: Sequence[BaseException] = ()) -> None:

@@ -123,9 +123,13 @@ class EventRetryPolicy:
     """Retry events whose handlers raised: nak with backoff, then dead-letter.
 
     An event is delivered at most ``max_deliver`` times; after delivery ``n`` fails it
-    comes back after ``backoff[n - 1]`` seconds (the last step repeats). When delivery
-    ``max_deliver`` fails too, it is dead-lettered and terminated. ``max_deliver`` must be
-    larger than the number of backoff steps.
+    is nak'd with a delay of ``backoff[n - 1]`` seconds (the last step repeats; no backoff:
+    at once). When delivery ``max_deliver`` fails too, it is dead-lettered and terminated.
+    ``max_deliver`` must be larger than the number of backoff steps.
+
+    The delays are sent with each nak, not set as the consumer's ``backoff``: the server
+    would use the first step as the ack wait of every first delivery, cutting the time a
+    handler has before a redelivery from ``ack_wait`` down to ``backoff[0]``.
     """
 
     max_deliver: int = 5
@@ -249,7 +253,13 @@ class EventSubscriber:
         self._subs: dict[str, JetStreamSubscription] = {}
         self._started = False
         self._counts_lock = threading.Lock()
-        self._counts = {"handled": 0, "handler_errors": 0, "invalid": 0}
+        self._counts = {
+            "handled": 0,
+            "handler_errors": 0,
+            "invalid": 0,
+            "retried": 0,
+            "dead_lettered": 0,
+        }
 
     def __repr__(self) -> str:
         state = "started" if self._started else "stopped"
@@ -322,7 +332,8 @@ class EventSubscriber:
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``handled`` events, ``handler_errors``, ``invalid`` (dead-lettered)
-        messages, and each running consumer's subscription stats."""
+        messages, events ``retried`` (nak'd) and ``dead_lettered`` after their last
+        delivery, and each running consumer's subscription stats."""
         with self._counts_lock:
             data: dict[str, Any] = dict(self._counts)
         data["consumers"] = {family: sub.stats() for family, sub in self.subscriptions.items()}
@@ -404,7 +415,6 @@ class EventSubscriber:
                 max_ack_pending=self._max_ack_pending,
                 ack_wait=self._ack_wait,
                 max_deliver=retry.max_deliver if retry else _CRASH_MAX_DELIVER,
-                backoff=retry.backoff if retry and retry.backoff else None,
                 dead_letter=self.dead_letter_subject(family),
                 description=f"{family} events ({spec.filter}), syncmsg EventSubscriber",
                 timeout=timeout,
@@ -458,14 +468,33 @@ class EventSubscriber:
                     )
                     self._report(exc, event)
         self._count("handled")
-        if errors and self._retry is not None:
-            delivered = _delivery(msg)
-            raise HandlerError(
-                f"{len(errors)} of {len(chosen)} handlers failed for {event.type.value} event "
-                f"{event.id} (delivery {delivered}): "
-                + "; ".join(f"{type(e).__name__}: {e}" for e in errors),
-                errors=errors,
-            )
+        retry = self._retry
+        if not errors or retry is None:
+            return  # acked by the subscription on return
+        delivered = _delivery(msg)
+        error = HandlerError(
+            f"{len(errors)} of {len(chosen)} handlers failed for {event.type.value} event "
+            f"{event.id} (delivery {delivered} of {retry.max_deliver}): "
+            + "; ".join(f"{type(e).__name__}: {e}" for e in errors),
+            errors=errors,
+        )
+        if delivered >= retry.max_deliver:
+            self._count("dead_lettered")
+            dead_letter(msg, error)  # raises DeadLetterError: nak'd, tried again later
+            return
+        delay = None
+        if retry.backoff:
+            delay = retry.backoff[min(max(delivered, 1), len(retry.backoff)) - 1]
+        self._count("retried")
+        log.warning(
+            "syncmsg: %s event %s will be redelivered%s (delivery %d of %d failed)",
+            event.type.value,
+            event.id,
+            f" in {delay:g}s" if delay else "",
+            delivered,
+            retry.max_deliver,
+        )
+        msg.nak(delay)
 
     def _report(self, error: BaseException, event: Event | None) -> None:
         callback = self._error_callback

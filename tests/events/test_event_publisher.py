@@ -274,8 +274,8 @@ def test_ensure_event_streams_creates_then_leaves_or_repairs_them(
 ) -> None:
     client = no_event_streams
     js = client.jetstream()
-    # What the document's TypeScript ensureStreams() really creates: nats.js reads
-    # snake_case fields, so its camelCase maxAge/maxBytes are ignored -> no limits.
+    # What the document's TypeScript ensureStreams() creates on servers that ignore its
+    # camelCase maxAge/maxBytes/replicas (nats.js's fields are snake_case): no limits.
     js.ensure_stream(StreamSpec(name="TASK_EVENTS", subjects=["task.>"]), timeout=5.0)
     infos = {i.name: i for i in ensure_event_streams(client, timeout=5.0)}
     assert set(infos) == {"AGENT_EVENTS", "TASK_EVENTS", "AUDIT_EVENTS", "EVENT_DEAD_LETTERS"}

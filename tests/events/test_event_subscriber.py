@@ -332,12 +332,18 @@ def test_retry_policy_naks_with_backoff_then_dead_letters(
     assert letter.headers[DEAD_LETTER_ORIGINAL_SUBJECT] == "task.email.task.created"
     assert letter.headers[DEAD_LETTER_CONSUMER] == "retry-task-consumer"
     assert letter.headers[DEAD_LETTER_LAST_ERROR].startswith("HandlerError: 1 of 1 handlers")
+    assert "(delivery 3 of 3)" in letter.headers[DEAD_LETTER_LAST_ERROR]
     assert "attempt 3 failed" in letter.headers[DEAD_LETTER_LAST_ERROR]
     assert json.loads(letter.data)["id"] == str(doomed.id)
     wait_until(settled(sub, "task"))
     assert calls == {flaky.id: 2, doomed.id: 3}
-    stats = sub.subscriptions["task"].stats()
-    assert (stats["nakked"], stats["dead_lettered"]) == (3, 1)
+    stats = sub.stats()
+    assert (stats["retried"], stats["dead_lettered"], stats["handler_errors"]) == (3, 1, 4)
+    assert stats["consumers"]["task"]["dead_lettered"] == 1
+    # The delays travel with the naks: the consumer keeps its full ack wait.
+    info = sub.subscriptions["task"].consumer_info(timeout=5.0)
+    assert info.backoff == ()
+    assert info.ack_wait is not None and info.ack_wait.total_seconds() == 30
 
 
 def test_invalid_messages_are_dead_lettered_once_and_never_redelivered(
