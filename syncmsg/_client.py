@@ -111,6 +111,8 @@ class Client:
         self._reconnects = 0
         self._errors = 0
         self._js: JetStream | None = None
+        self._calls = 0
+        self._fork_generation = _fork_generation
         _live_clients.add(self)
 
     def __repr__(self) -> str:
@@ -261,8 +263,12 @@ class Client:
         return float(value)
 
     def _live(self) -> Connection:
-        """The connection to use now; reconnects in a forked child, refuses after close."""
-        if self._pid != os.getpid():
+        """The connection to use now; reconnects in a forked child, refuses after close.
+
+        While the client drains, publishing still works: callbacks finishing their last
+        messages must be able to reply and ack.
+        """
+        if self._pid != os.getpid() or self._fork_generation != _fork_generation:
             self._restart_after_fork()
         conn = self._conn
         state = self._state
@@ -270,7 +276,7 @@ class Client:
             if state is ClientState.CLOSED:
                 raise ConnectionClosedError("client is closed")
             raise ConnectionClosedError("client is not connected: call connect() first")
-        if state is ClientState.CLOSED or state is ClientState.DRAINING:
+        if state is ClientState.CLOSED:
             raise ConnectionClosedError("client is closed")
         return conn
 
@@ -295,17 +301,30 @@ class Client:
         the server has them. Raises on bad input before anything is queued, and
         :class:`~syncmsg.BufferFullError` when disconnected with a full reconnect buffer.
         """
-        conn = self._live()
+        # The hot path. os.getpid() is a system call, so the pid is checked on every 64th
+        # call and whenever a fork hook has run; a child without fork hooks (uWSGI) is
+        # caught within a few calls, and what it queued meanwhile moves to its new
+        # connection (see _restart_after_fork).
+        self._calls += 1
+        conn = self._conn
+        if (
+            conn is None
+            or not self._calls & 63
+            or self._fork_generation != _fork_generation
+            or self._state is ClientState.CLOSED
+        ):
+            conn = self._live()
         check_publish_subject(subject)
         if reply:
             check_publish_subject(reply, "reply subject")
-        payload = encode_payload(data)
+        payload = data if type(data) is bytes else encode_payload(data)
         if len(payload) > conn.max_payload:
             raise PayloadTooLargeError(
                 f"{len(payload)} bytes is more than the server's max_payload "
                 f"({conn.max_payload}) on {subject!r}"
             )
-        conn.enqueue(pub_command(subject, reply or "", payload, encode_headers(headers)))
+        block = None if headers is None else encode_headers(headers)
+        conn.enqueue(pub_command(subject, reply or "", payload, block))
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has received everything published so far."""
@@ -422,6 +441,8 @@ class Client:
     ) -> _Base:
         timeout = self._timeout(timeout)
         conn = self._live()
+        if self._state is ClientState.DRAINING:
+            raise ConnectionClosedError("client is closing; no new subscriptions")
         check_subscribe_subject(subject)
         queue_group = check_queue(queue)
         msgs = pending_msgs_limit or self._config.pending_msgs_limit
@@ -639,12 +660,19 @@ class Client:
 
     # ================================================================ fork and exit
     def _restart_after_fork(self) -> None:
-        """In a forked child: forget the parent's loop and socket, connect afresh."""
+        """In a forked child: forget the parent's loop and socket, connect afresh.
+
+        When a fork hook ran, the inherited outbound queue held only the parent's messages
+        and was emptied by the hook. Without one (uWSGI), the child may have queued a few
+        messages before noticing; they are carried over to the new connection.
+        """
         with _fork_lock:
-            if self._pid == os.getpid():
+            if self._pid == os.getpid() and self._fork_generation == _fork_generation:
                 return
+            inherited = self._conn.take_outbound() if self._conn is not None else []
             _abandoned.append((self._runtime, self._conn))  # never closed: the parent's
             self._pid = os.getpid()
+            self._fork_generation = _fork_generation
             self._runtime = None
             self._conn = None
             self._js = None
@@ -659,6 +687,10 @@ class Client:
             _live_clients.add(self)
             log.info("syncmsg: pid changed (fork); reconnecting in the child")
             self.connect()
+            conn = self._conn
+            assert conn is not None
+            for command in inherited:
+                conn.enqueue(command)
 
     def _close_at_exit(self) -> None:
         if self._pid != os.getpid() or self._state is not ClientState.CONNECTED:
@@ -690,6 +722,7 @@ def _run_hooks(hooks: queue.SimpleQueue[Callable[[], Any] | None]) -> None:
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _abandoned: list[tuple[Any, Any]] = []
 _fork_lock = threading.Lock()
+_fork_generation = 0
 
 
 def _close_all_at_exit() -> None:
@@ -698,9 +731,13 @@ def _close_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _fork_lock
+    global _fork_lock, _fork_generation
     # A lock held by another thread at fork time would stay held forever in the child.
     _fork_lock = threading.Lock()
+    _fork_generation += 1
+    for client in list(_live_clients):
+        if client._conn is not None:
+            client._conn.take_outbound()  # the parent's messages: the parent sends them
 
 
 atexit.register(_close_all_at_exit)

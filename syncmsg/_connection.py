@@ -98,9 +98,7 @@ class Connection:
         self.max_payload = 1024 * 1024
         self.server_info: dict[str, Any] = {}
 
-        self._out_lock = threading.Lock()
         self._outbound: deque[bytes] = deque()
-        self._outbound_bytes = 0
         self._wake_pending = False
         self._buffer_limit = config.reconnect_buffer_size
         self._high_water = max(config.reconnect_buffer_size, _MIN_HIGH_WATER)
@@ -119,21 +117,38 @@ class Connection:
 
         Raises :class:`~syncmsg.BufferFullError` when disconnected and the reconnect buffer
         is full; while connected and far ahead of the socket, first waits for a flush.
+
+        Lock-free: a deque append is atomic, and the loop clears ``_wake_pending`` before it
+        empties the deque, so a command appended while the flag is still set is always
+        moved by the wake that set it. The buffer bound is checked against what the loop has
+        already moved, so it can be exceeded by what one thread queues between two wakes.
         """
         size = len(command)
-        if self._outbound_bytes + self.nc._pending_data_size + size > self._buffer_limit:
+        if self.nc._pending_data_size + size > self._buffer_limit:
             self._make_room(size)
-        with self._out_lock:
-            if self.closed_reason is not None:
-                raise ConnectionClosedError(str(self.closed_reason))
-            self._outbound.append(command)
-            self._outbound_bytes += size
-            self.out_msgs += 1
-            self.out_bytes += size
-            if self._wake_pending:
-                return
+        if self.closed_reason is not None:
+            raise ConnectionClosedError(str(self.closed_reason))
+        self._outbound.append(command)
+        if self.closed_reason is not None:
+            self._withdraw(command)
+        if not self._wake_pending:
             self._wake_pending = True
-        self._runtime.call_soon(self.drain_outbound)
+            self._runtime.call_soon(self.drain_outbound)
+
+    def _withdraw(self, command: bytes) -> None:
+        """Closed while appending: take ``command`` back, or accept that it was sent."""
+        try:
+            self._outbound.remove(command)
+        except ValueError:
+            return  # the final drain already moved it to the socket
+        raise ConnectionClosedError(str(self.closed_reason))
+
+    def take_outbound(self) -> list[bytes]:
+        """Empty the outbound queue and return what was in it (used around fork)."""
+        taken = list(self._outbound)
+        self._outbound.clear()
+        self._wake_pending = False
+        return taken
 
     def _make_room(self, size: int) -> None:
         if not self.nc.is_connected:
@@ -142,7 +157,7 @@ class Connection:
             raise BufferFullError(
                 f"disconnected and the reconnect buffer ({self._buffer_limit} bytes) is full"
             )
-        if self._outbound_bytes + self.nc._pending_data_size + size <= self._high_water:
+        if self.nc._pending_data_size + size <= self._high_water:
             return
         if self._runtime.in_loop_thread():  # pragma: no cover - the loop never publishes
             return
@@ -151,7 +166,7 @@ class Connection:
 
     @property
     def buffered_bytes(self) -> int:
-        return self._outbound_bytes + self.nc._pending_data_size
+        return sum(map(len, list(self._outbound))) + self.nc._pending_data_size
 
     def new_reply(self, on_reply: Callable[[_Reply], None] | None = None) -> tuple[str, _Reply]:
         """A fresh reply subject and the waiter its reply will wake."""
@@ -248,17 +263,18 @@ class Connection:
 
     def drain_outbound(self) -> None:
         """Move everything queued by caller threads into nats-py's pending buffer."""
-        with self._out_lock:
-            self._wake_pending = False
-            if not self._outbound:
-                return
-            batch = self._outbound
-            size = self._outbound_bytes
-            self._outbound = deque()
-            self._outbound_bytes = 0
+        self._wake_pending = False
+        outbound = self._outbound
+        count = len(outbound)
+        if not count:
+            return
+        popleft = outbound.popleft
+        data = b"".join([popleft() for _ in range(count)])
+        self.out_msgs += count
+        self.out_bytes += len(data)
         nc = self.nc
-        nc._pending.append(b"".join(batch))
-        nc._pending_data_size += size
+        nc._pending.append(data)
+        nc._pending_data_size += len(data)
         flush_queue = nc._flush_queue
         if nc.is_connected and flush_queue is not None and flush_queue.empty():
             flush_queue.put_nowait(asyncio.get_running_loop().create_future())
@@ -328,8 +344,7 @@ class Connection:
 
     def refuse_new_work(self, reason: BaseException) -> None:
         """From now on enqueue raises ``reason`` (any thread)."""
-        with self._out_lock:
-            self.closed_reason = reason
+        self.closed_reason = reason
 
     # -- nats-py status callbacks (loop thread) -------------------------------------------
     async def _on_error(self, exc: Exception) -> None:

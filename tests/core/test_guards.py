@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import socket
 import threading
+import time
 
 import pytest
 
@@ -116,26 +117,39 @@ def test_use_after_close_raises_connection_closed(nats_url):
     assert client.stats()["state"] == "closed"
 
 
-def test_close_wakes_a_waiting_request(nats_url):
+def test_close_wakes_a_waiting_request(nats_url, wait_until):
     client = syncmsg.connect(nats_url)
-    gate = threading.Event()
-    client.serve("never.answers", lambda m: gate.wait(10) and b"")
+    silent = client.subscribe_sync("never.answers")  # receives, never replies
     outcome: concurrent.futures.Future[BaseException] = concurrent.futures.Future()
 
     def waiter() -> None:
         try:
-            client.request("never.answers", timeout=10)
+            client.request("never.answers", timeout=30)
         except BaseException as exc:
             outcome.set_result(exc)
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    while client.stats()["subscriptions"][0]["delivered"] == 0:
-        threading.Event().wait(0.01)
-    gate.set()
+    wait_until(lambda: silent.pending == 1)
+    started = time.monotonic()
     client.close(timeout=3)
-    assert isinstance(outcome.result(5), syncmsg.SyncMsgError)
+    assert isinstance(outcome.result(5), syncmsg.ConnectionClosedError)
+    assert time.monotonic() - started < 5
     thread.join(5)
+
+
+def test_replies_and_acks_still_flow_while_the_client_drains(nats_url, wait_until):
+    client = syncmsg.connect(nats_url)
+    gate = threading.Event()
+    client.serve("slow.answer", lambda m: gate.wait(10) and b"answered")
+    result: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    threading.Thread(
+        target=lambda: result.set_result(client.request("slow.answer", timeout=10).data)
+    ).start()
+    wait_until(lambda: client.stats()["subscriptions"][0]["delivered"] == 1)
+    threading.Timer(0.2, gate.set).start()
+    client.close(timeout=5)  # drains: the handler's reply still goes out
+    assert result.result(5) == b"answered"
 
 
 def test_close_from_inside_a_callback_does_not_deadlock(nats_url, wait_until):
