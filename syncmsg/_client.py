@@ -173,7 +173,9 @@ class Client:
         self._config.connect_retry.call(attempt, deadline=deadline)
         self._state = ClientState.CONNECTED
         url = conn.nc.connected_url
-        log.info("syncmsg: connected to %s:%s", url.hostname if url else "?", url.port if url else "")
+        log.info(
+            "syncmsg: connected to %s:%s", url.hostname if url else "?", url.port if url else ""
+        )
 
     def __enter__(self) -> Client:
         return self.connect()

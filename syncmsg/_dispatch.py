@@ -27,6 +27,10 @@ __all__ = ["MessageQueue", "WorkerPool"]
 
 log = logging.getLogger("syncmsg")
 
+# Most messages a worker takes from the queue at once: one lock round per batch, not per
+# message, while staying small enough that a slow batch does not delay a drain for long.
+_BATCH = 64
+
 
 class MessageQueue:
     """A bounded FIFO of messages, filled by the loop and emptied by threads."""
@@ -40,6 +44,7 @@ class MessageQueue:
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._busy = 0  # messages taken but not yet reported done
+        self._idle = 0  # consumers waiting for a message: only they need a notify
         self._room: asyncio.Event | None = None  # set while the loop waits for room
 
     # -- loop side ---------------------------------------------------------------------
@@ -52,7 +57,8 @@ class MessageQueue:
                 return False
             self._items.append(msg)
             self._bytes += len(msg.data)
-            self._cond.notify()
+            if self._idle:
+                self._cond.notify()
             return True
 
     async def wait_for_room(self) -> None:
@@ -67,30 +73,46 @@ class MessageQueue:
     # -- consumer side -----------------------------------------------------------------
     def take(self, timeout: float | None) -> Msg | None:
         """The next message, or None when the queue is closed and empty, or on timeout."""
+        batch = self.take_batch(timeout, 1)
+        return batch[0] if batch else None
+
+    def take_batch(self, timeout: float | None, limit: int, share: int = 1) -> list[Msg]:
+        """Up to ``limit`` messages (at least one), or [] when closed and empty or on timeout.
+
+        With ``share`` consumers, takes at most its fair share of what is queued, so one
+        worker does not hoard a batch while the others sit idle.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        items = self._items
         with self._cond:
-            while not self._items:
+            while not items:
                 if self._closed:
-                    return None
+                    return []
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    return None
+                    return []
                 # Wait in slices so that Ctrl-C reaches a main thread blocked here.
-                self._cond.wait(0.5 if left is None else min(left, 0.5))
-            msg = self._items.popleft()
-            self._bytes -= len(msg.data)
-            self._busy += 1
+                self._idle += 1
+                try:
+                    self._cond.wait(0.5 if left is None else min(left, 0.5))
+                finally:
+                    self._idle -= 1
+            count = min(limit, max(1, -(-len(items) // share)))
+            popleft = items.popleft
+            batch = [popleft() for _ in range(count)]
+            self._bytes -= sum(len(msg.data) for msg in batch)
+            self._busy += count
             room = self._room
             if room is not None:
                 self._room = None
         if room is not None:
             self._loop.call_soon_threadsafe(room.set)
-        return msg
+        return batch
 
-    def done(self) -> None:
-        """Report that a message from :meth:`take` has been handled."""
+    def done(self, count: int = 1) -> None:
+        """Report that ``count`` messages from :meth:`take_batch` have been handled."""
         with self._cond:
-            self._busy -= 1
+            self._busy -= count
             if not self._items and self._busy == 0:
                 self._cond.notify_all()
 
@@ -146,6 +168,7 @@ class WorkerPool:
         self._on_error = on_error
         self.handled = 0
         self.failed = 0
+        self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(workers)
@@ -158,21 +181,25 @@ class WorkerPool:
         self._idents.add(threading.get_ident())
         queue = self._queue
         handler = self._handler
+        share = len(self._threads)
         while True:
-            msg = queue.take(None)
-            if msg is None:
+            batch = queue.take_batch(None, _BATCH, share)
+            if not batch:
                 return
-            try:
-                handler(msg)
-                self.handled += 1
-            except BaseException as exc:  # a user's callback may raise anything
-                self.failed += 1
+            failed = 0
+            for msg in batch:
                 try:
-                    self._on_error(exc, msg)
-                except Exception:
-                    log.exception("syncmsg error hook raised while handling %s", msg.subject)
-            finally:
-                queue.done()
+                    handler(msg)
+                except BaseException as exc:  # a user's callback may raise anything
+                    failed += 1
+                    try:
+                        self._on_error(exc, msg)
+                    except Exception:
+                        log.exception("syncmsg error hook raised while handling %s", msg.subject)
+            with self._count_lock:
+                self.handled += len(batch) - failed
+                self.failed += failed
+            queue.done(len(batch))
 
     def in_worker(self) -> bool:
         """True when called from one of this pool's own threads."""
