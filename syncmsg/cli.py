@@ -751,7 +751,12 @@ def _cmd_server(args: argparse.Namespace) -> int:
     out = _Output(args.json)
     store = Path(args.store_dir).expanduser() if args.store_dir else _default_store_dir()
     if not args.no_jetstream:
-        store.mkdir(parents=True, exist_ok=True)
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandFailed(
+                f"cannot create --store-dir {store}: {exc.strerror}", EXIT_USAGE
+            ) from None
     server = NatsServer(
         host=args.host,
         port=args.port,

@@ -153,6 +153,30 @@ def test_pub_text_and_stdin(
     )
 
 
+def test_health_and_duplicates_in_text(nats_url: str, capsys: Any, client: syncmsg.Client) -> None:
+    assert main(["health", "--url", nats_url]) == 0
+    assert capsys.readouterr().out.startswith("ok: connected to nats://")
+    name = _unique("CLID")
+    client.jetstream().ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"]))
+    for _ in range(2):
+        assert main(["pub", f"{name}.x", "v", "--js", "--msg-id", "one", "--url", nats_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"stored in {name} as #1",
+        f"stored in {name} as #1 (duplicate)",
+    ]
+
+
+def test_server_store_dir_problems(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["server", "--store-dir", str(blocker / "store")]) == 2
+    assert "cannot create --store-dir" in capsys.readouterr().err
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert cli._default_store_dir() == tmp_path / "data" / "syncmsg" / "nats-server"
+
+
 def test_parsers() -> None:
     assert parse_size("1G") == 1 << 30
     assert parse_size("512k") == 512 << 10
