@@ -205,7 +205,8 @@ def _status_of(nats_msg: Any) -> str | None:
 def _description_of(nats_msg: Any) -> str:
     for key, value in (nats_msg.headers or {}).items():
         if str(getattr(key, "value", key)).lower() == "description":
-            return str(value)
+            lines = str(value).strip().splitlines()
+            return lines[0].strip() if lines else ""
     return ""
 
 
@@ -353,12 +354,14 @@ class JetStreamSubscription(_Base):
             self._wake.notify()
         if status not in ("408", "404"):
             description = _description_of(nats_msg)
+            if status == "503":
+                description = "no responders: the consumer is missing, or electing a leader"
             log.warning(
                 "syncmsg: pull from %s/%s answered %s %s",
                 self.stream,
                 self.durable,
                 status,
-                description or ("(no consumer)" if status == "503" else ""),
+                description,
             )
 
     # ------------------------------------------------------------------ pulling (any thread)
@@ -547,8 +550,18 @@ class JetStreamSubscription(_Base):
                 self._requested = 0
 
     def _recreate_consumer(self) -> None:
-        """The server lost the consumer (or it was deleted): make it again, and say so."""
+        """Pulls found no consumer: if the server lost it (or it was deleted), make it again
+        and say so; if it is there (a leader election had just ended), simply go on."""
         try:
+            try:
+                self._js.consumer_info(self.stream, self.durable)
+            except ConsumerNotFoundError:
+                pass
+            else:
+                with self._lock:
+                    self._recreate = False
+                    self._pause_until = 0.0
+                return
             self._js._create_consumer(self.stream, self.durable, self._consumer_request)
         except SyncMsgError as exc:
             log.warning(
