@@ -173,7 +173,7 @@ def subscribe_row(metric: str, n: int, state: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ reconnect buffer
-async def _buffer(n: int, size: int) -> dict[str, Any]:
+async def _buffer(n: int, size: int, tasks: int) -> dict[str, Any]:
     from _common import Server
 
     server = Server(jetstream=False).start()
@@ -187,17 +187,21 @@ async def _buffer(n: int, size: int) -> dict[str, Any]:
         await asyncio.sleep(0.01)
     gc.collect()
     rss0 = rss_bytes()
-    accepted = errors = 0
-    first_error = None
+    counts = {"accepted": 0, "errors": 0}
+    first_error: list[int] = []
+
+    async def one(count: int) -> None:
+        for _ in range(count):
+            try:
+                await nc.publish("bench.buf", payload)
+                counts["accepted"] += 1
+            except OutboundBufferLimitError:
+                counts["errors"] += 1
+                if not first_error:
+                    first_error.append(counts["accepted"])
+
     start = time.perf_counter()
-    for i in range(n):
-        try:
-            await nc.publish("bench.buf", payload)
-            accepted += 1
-        except OutboundBufferLimitError:
-            errors += 1
-            if first_error is None:
-                first_error = i
+    await asyncio.gather(*(one(n // tasks) for _ in range(tasks)))
     elapsed = time.perf_counter() - start
     rss1 = rss_bytes()
     peak = peak_rss_bytes()
@@ -205,19 +209,21 @@ async def _buffer(n: int, size: int) -> dict[str, Any]:
         await nc.close()
     server.close()
     return {
-        "accepted": accepted,
-        "errors": errors,
-        "first_error_at": first_error,
+        "accepted": counts["accepted"],
+        "accepted_bytes": counts["accepted"] * size,
+        "errors": counts["errors"],
+        "first_error_at": first_error[0] if first_error else None,
         "error_type": "nats.errors.OutboundBufferLimitError",
         "rss_growth": (rss1 - rss0) / MiB,
         "peak_growth": max(peak - rss0, 0) / MiB,
         "buffer_limit_bytes": nc._max_pending_size,
         "ns_per_publish": elapsed / n * 1e9,
+        "concurrency": f"{tasks} asyncio tasks",
     }
 
 
 def buffer(p: dict[str, Any]) -> list[dict[str, Any]]:
-    r = _run(_buffer(p["n"], p["size"]))
+    r = _run(_buffer(p["n"], p["size"], p.get("threads", 1)))
     return [buffer_row(p["metric"], p["n"], r)]
 
 

@@ -146,7 +146,7 @@ def subscribe(p: dict[str, Any]) -> list[dict[str, Any]]:
 def buffer(p: dict[str, Any]) -> list[dict[str, Any]]:
     from _common import Server
 
-    n, size = p["n"], p["size"]
+    n, size, threads = p["n"], p["size"], p.get("threads", 1)
     server = Server(jetstream=False).start()
     client = _connect(server.url, reconnect_wait=0.5, close_timeout=2.0, atexit_timeout=0)
     payload = b"b" * size
@@ -158,34 +158,50 @@ def buffer(p: dict[str, Any]) -> list[dict[str, Any]]:
         time.sleep(0.01)
     gc.collect()
     rss0 = rss_bytes()
-    accepted = errors = 0
-    first_error = None
+    first_error: list[int] = []
     other: dict[str, int] = {}
-    publish = client.publish
+    tallies: list[list[int]] = []  # per thread: [accepted, refused]
+
+    def one(count: int) -> None:
+        tally = [0, 0]
+        tallies.append(tally)
+        publish = client.publish
+        for _ in range(count):
+            try:
+                publish("bench.buf", payload)
+                tally[0] += 1
+            except syncmsg.BufferFullError:
+                tally[1] += 1
+                if not first_error:
+                    first_error.append(sum(t[0] for t in tallies))
+            except syncmsg.SyncMsgError as exc:
+                other[type(exc).__name__] = other.get(type(exc).__name__, 0) + 1
+
     start = time.perf_counter()
-    for i in range(n):
-        try:
-            publish("bench.buf", payload)
-            accepted += 1
-        except syncmsg.BufferFullError:
-            errors += 1
-            if first_error is None:
-                first_error = i
-        except syncmsg.SyncMsgError as exc:
-            other[type(exc).__name__] = other.get(type(exc).__name__, 0) + 1
+    if threads == 1:
+        one(n)
+    else:
+        workers = [threading.Thread(target=one, args=(n // threads,)) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
     elapsed = time.perf_counter() - start
     rss1 = rss_bytes()
     peak = peak_rss_bytes()
+    accepted = sum(t[0] for t in tallies)
     result = {
         "accepted": accepted,
-        "errors": errors,
-        "first_error_at": first_error,
+        "accepted_bytes": accepted * size,
+        "errors": sum(t[1] for t in tallies),
+        "first_error_at": first_error[0] if first_error else None,
         "error_type": "syncmsg.BufferFullError",
         "other_errors": other,
         "rss_growth": (rss1 - rss0) / MiB,
         "peak_growth": max(peak - rss0, 0) / MiB,
         "buffer_limit_bytes": client.config.reconnect_buffer_size,
         "ns_per_publish": elapsed / n * 1e9,
+        "concurrency": f"{threads} threads",
     }
     client.close(timeout=2.0)
     server.close()

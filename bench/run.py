@@ -138,6 +138,17 @@ def plan(quick: bool) -> list[Job]:
             once=True,
         )
     )
+    # The same bound with 8 threads and 64 KiB payloads: what one thread queues between two
+    # wake-ups of the loop is then large, so an uncounted queue shows here.
+    jobs.append(
+        Job(
+            "buffer",
+            "buffer",
+            {"metric": "buffer_rss_growth_8t_64k", "size": 65536, "n": 20_000, "threads": 8},
+            clients=("raw", "syncmsg"),
+            once=True,
+        )
+    )
     size_points = [
         pub_point(f"core_publish_size_{s}B", max(1000, min(n_pub, size_budget // s)), s, 1)
         for s in sizes
@@ -315,6 +326,8 @@ def summarise(
                 "accepted",
                 "errors",
                 "first_error_at",
+                "accepted_bytes",
+                "concurrency",
                 "error_type",
                 "peak_growth",
                 "buffer_limit_bytes",
