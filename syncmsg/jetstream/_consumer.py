@@ -44,6 +44,8 @@ from syncmsg._errors import (
     ConnectionClosedError,
     ConsumerNotFoundError,
     DeadLetterError,
+    JetStreamError,
+    NoRespondersError,
     SyncMsgError,
     TimeoutError,
 )
@@ -736,7 +738,14 @@ class PullSubscription(_Base):
                 fetch = self._fetches.get(nats_msg.subject.rpartition(".")[2])
             status = _status_of(nats_msg)
             if fetch is not None and status is not None and status != _HEARTBEAT:
-                fetch.end(None if status in ("404", "408") else _description_of(nats_msg) or status)
+                if status in ("404", "408"):
+                    fetch.end(None)
+                elif status == "503":
+                    fetch.end(NoRespondersError(f"no consumer {self.stream}/{self.durable}"))
+                else:
+                    description = _description_of(nats_msg) or f"status {status}"
+                    code = int(status) if status.isdigit() else None
+                    fetch.end(JetStreamError(description, code=code))
             return
         # Data messages keep their own subject: they go to the oldest fetch with room.
         msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, reply, self._client)
@@ -753,7 +762,11 @@ class PullSubscription(_Base):
 
         Returns as soon as ``batch`` messages arrived, or when the server says no more are
         coming within ``timeout``: possibly with fewer, possibly with none (an empty list,
-        not an error). Each message must be acked by the caller.
+        not an error). Each message must be acked by the caller. Raises
+        :class:`~syncmsg.NoRespondersError` when the consumer does not exist (any more),
+        :class:`~syncmsg.JetStreamError` when the server refused the request (e.g. a
+        ``batch`` above the consumer's limit), :class:`~syncmsg.ConnectionClosedError`
+        once the subscription is closed.
         """
         if batch < 1:
             raise ValueError("batch must be at least 1")
@@ -775,9 +788,9 @@ class PullSubscription(_Base):
         finally:
             with self._lock:
                 self._fetches.pop(token, None)
-            fetch.end(fetch.error)
-        if fetch.error and not fetch.msgs:
-            log.warning("syncmsg: fetch from %s/%s: %s", self.stream, self.durable, fetch.error)
+            fetch.end(None)
+        if fetch.error is not None and not fetch.msgs:
+            raise fetch.error
         return list(fetch.msgs)
 
     def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
@@ -803,7 +816,7 @@ class PullSubscription(_Base):
         with self._lock:
             fetches = list(self._fetches.values())
         for fetch in fetches:
-            fetch.end("subscription closed")
+            fetch.end(ConnectionClosedError(f"pull subscription {self.durable!r} closed"))
 
 
 class _Fetch:
@@ -816,7 +829,7 @@ class _Fetch:
         self.msgs: list[Msg] = []
         self.cond = threading.Condition(threading.Lock())
         self.done = False
-        self.error: str | None = None
+        self.error: SyncMsgError | None = None
 
     def add(self, msg: Msg) -> bool:
         with self.cond:
@@ -828,10 +841,11 @@ class _Fetch:
                 self.cond.notify_all()
             return True
 
-    def end(self, error: str | None) -> None:
+    def end(self, error: SyncMsgError | None) -> None:
         with self.cond:
             self.done = True
-            self.error = error
+            if error is not None:
+                self.error = error
             self.cond.notify_all()
 
     def wait(self, timeout: float) -> None:

@@ -293,6 +293,9 @@ def test_pull_subscribe_fetch(client: syncmsg.Client, stream: str) -> None:
         msg.ack()
     assert psub.fetch(10, timeout=0.3) == []
     wait_until(lambda: _settled(js, stream, "puller"), 5)
+    js.delete_consumer(stream, "puller")
+    with pytest.raises(syncmsg.NoRespondersError):
+        psub.fetch(1, timeout=1)
     psub.unsubscribe()
     with pytest.raises(syncmsg.ConnectionClosedError):
         psub.fetch(1, timeout=0.2)
