@@ -76,6 +76,9 @@ class ClientState(str, enum.Enum):
     CLOSED = "closed"
 
 
+_CLOSED = ClientState.CLOSED  # a module global is cheaper than an enum lookup on the hot path
+
+
 class Client:
     """A NATS connection for threaded code. Create it with :func:`syncmsg.connect`.
 
@@ -313,7 +316,7 @@ class Client:
             conn is None
             or not self._calls & 63
             or self._fork_generation != _fork_generation
-            or self._state is ClientState.CLOSED
+            or self._state is _CLOSED
         ):
             conn = self._live()
         check_publish_subject(subject)
@@ -616,15 +619,39 @@ class Client:
     def _on_connection_error(self, error: BaseException, raw: BaseException) -> None:
         self._errors += 1
         if isinstance(error, SlowConsumerError):
-            sid = getattr(raw, "sid", None)
-            for sub in list(self._subs.values()):
-                if sub._nats_sub is not None and sub._nats_sub._id == sid:
-                    sub.dropped += 1
-                    error.subject = sub.subject
-            log.warning("syncmsg: slow consumer on %r: messages dropped", error.subject)
+            self._on_slow_consumer(getattr(raw, "sid", None))
+            return
+        if self._state is ClientState.RECONNECTING:
+            # Each failed reconnect attempt reports an error; the outage is already logged.
+            log.debug("syncmsg: reconnect attempt failed: %s", error)
         else:
             log.error("syncmsg: connection error: %s", error)
         self._report_error(error, None, None)
+
+    def _on_slow_consumer(self, sid: int | None) -> None:
+        """nats-py dropped a message for subscription ``sid`` (loop thread).
+
+        Reported at most once a second per subscription, with the running count, so a flood
+        of drops cannot flood the log or the hooks queue.
+        """
+        for sub in list(self._subs.values()):
+            if sub._nats_sub is None or sub._nats_sub._id != sid:
+                continue
+            sub.dropped += 1
+            now = time.monotonic()
+            if now - sub._slow_reported_at < 1.0:
+                return
+            sub._slow_reported_at = now
+            log.warning(
+                "syncmsg: slow consumer on %r: %d messages dropped so far", sub.subject, sub.dropped
+            )
+            error = SlowConsumerError(
+                f"slow consumer on {sub.subject!r}: messages dropped",
+                subject=sub.subject,
+                dropped=sub.dropped,
+            )
+            self._report_error(error, None, getattr(sub, "_error_callback", None))
+            return
 
     def _report_error(
         self, error: BaseException, msg: Msg | None, callback: ErrorCallback | None

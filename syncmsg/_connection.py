@@ -99,6 +99,7 @@ class Connection:
         self.server_info: dict[str, Any] = {}
 
         self._outbound: deque[bytes] = deque()
+        self._queued_bytes = 0  # bytes in _outbound, approximately (see enqueue)
         self._wake_pending = False
         self._buffer_limit = config.reconnect_buffer_size
         self._high_water = max(config.reconnect_buffer_size, _MIN_HIGH_WATER)
@@ -120,15 +121,18 @@ class Connection:
 
         Lock-free: a deque append is atomic, and the loop clears ``_wake_pending`` before it
         empties the deque, so a command appended while the flag is still set is always
-        moved by the wake that set it. The buffer bound is checked against what the loop has
-        already moved, so it can be exceeded by what one thread queues between two wakes.
+        moved by the wake that set it. The bytes waiting in the deque are counted without a
+        lock, so the bound can be off by what concurrent publishers queue at the same instant;
+        every drain recounts them exactly.
         """
         size = len(command)
-        if self.nc._pending_data_size + size > self._buffer_limit:
+        if self._queued_bytes + self.nc._pending_data_size + size > self._buffer_limit:
             self._make_room(size)
         if self.closed_reason is not None:
             raise ConnectionClosedError(str(self.closed_reason))
         self._outbound.append(command)
+        # Not atomic: concurrent publishers may lose an update, but each drain recounts.
+        self._queued_bytes += size
         if self.closed_reason is not None:
             self._withdraw(command)
         if not self._wake_pending:
@@ -147,6 +151,7 @@ class Connection:
         """Empty the outbound queue and return what was in it (used around fork)."""
         taken = list(self._outbound)
         self._outbound.clear()
+        self._queued_bytes = 0
         self._wake_pending = False
         return taken
 
@@ -157,7 +162,7 @@ class Connection:
             raise BufferFullError(
                 f"disconnected and the reconnect buffer ({self._buffer_limit} bytes) is full"
             )
-        if self.nc._pending_data_size + size <= self._high_water:
+        if self._queued_bytes + self.nc._pending_data_size + size <= self._high_water:
             return
         if self._runtime.in_loop_thread():  # pragma: no cover - the loop never publishes
             return
@@ -270,6 +275,7 @@ class Connection:
             return
         popleft = outbound.popleft
         data = b"".join([popleft() for _ in range(count)])
+        self._queued_bytes = sum(map(len, list(outbound)))
         self.out_msgs += count
         self.out_bytes += len(data)
         nc = self.nc

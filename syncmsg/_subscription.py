@@ -48,6 +48,7 @@ class _Base:
         self.sid = 0
         self.delivered = 0
         self.dropped = 0
+        self._slow_reported_at = -1.0  # monotonic time of the last slow-consumer report
         self._closed = threading.Event()
 
     def __repr__(self) -> str:
