@@ -309,7 +309,12 @@ class JetStreamSubscription(_Base):
         self._pull()
 
     # ------------------------------------------------------------------ loop thread
-    async def _deliver(self, nats_msg: Any) -> None:
+    async def _deliver(self, arrived: Any) -> None:
+        """The connection's callback: one nats-py message, or a batch of them (a list)."""
+        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
+            await self._deliver_one(nats_msg)
+
+    async def _deliver_one(self, nats_msg: Any) -> None:
         reply = nats_msg.reply
         if not reply.startswith(_ACK_PREFIX):
             self._on_status(nats_msg)
@@ -729,7 +734,12 @@ class PullSubscription(_Base):
             what=f"pull_subscribe {self.stream}/{self.durable}",
         )
 
-    async def _deliver(self, nats_msg: Any) -> None:
+    async def _deliver(self, arrived: Any) -> None:
+        """The connection's callback: one nats-py message, or a batch of them (a list)."""
+        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
+            self._deliver_one(nats_msg)
+
+    def _deliver_one(self, nats_msg: Any) -> None:
         """On the loop: route the message to the fetch that asked for it."""
         reply = nats_msg.reply
         if not reply.startswith(_ACK_PREFIX):

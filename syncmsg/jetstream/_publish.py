@@ -407,15 +407,18 @@ class Publisher:
             self._prefix, self._inbox_conn = prefix, conn
             return prefix
 
-    async def _on_loop_ack(self, nats_msg: Any) -> None:
-        """On the loop thread: an ack arrived; wake its publisher, or queue it, nothing more."""
-        waiter = self._sync.pop(nats_msg.subject, None)
-        if waiter is not None:
-            waiter.data = nats_msg.data
-            waiter.headers = nats_msg.headers
-            waiter.lock.release()
-            return
-        self._acks.put((nats_msg.subject, nats_msg.data, nats_msg.headers))
+    async def _on_loop_ack(self, arrived: Any) -> None:
+        """On the loop thread: acks arrived (one nats-py message, or a list of them); wake
+        their publishers, or queue them for the acks thread; nothing more."""
+        sync = self._sync
+        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
+            waiter = sync.pop(nats_msg.subject, None)
+            if waiter is not None:
+                waiter.data = nats_msg.data
+                waiter.headers = nats_msg.headers
+                waiter.lock.release()
+            else:
+                self._acks.put((nats_msg.subject, nats_msg.data, nats_msg.headers))
 
     def _send(self, pending: _Pending, conn: Connection, prefix: str) -> None:
         """Send one attempt (any thread but the loop)."""
