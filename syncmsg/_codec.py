@@ -42,8 +42,6 @@ def encode_payload(data: Any) -> bytes:
     bytes-like values are sent as they are; ``str`` as UTF-8; ``dict`` and ``list`` as compact
     JSON; a pydantic model as its JSON by alias; ``None`` as an empty payload.
     """
-    if data.__class__ is bytes:
-        return data  # type: ignore[no-any-return]
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
     if isinstance(data, str):

@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -59,6 +59,8 @@ _STATUS = "Status"
 _NO_RESPONDERS = "503"
 # While connected, publishers wait (flush) once this much is queued for the socket.
 _MIN_HIGH_WATER = 4 * 1024 * 1024
+# Most messages a subscription's pump moves to its workers in one hand-off.
+_PUMP_BATCH = 256
 
 
 class _Reply:
@@ -111,6 +113,7 @@ class Connection:
         self._replies: dict[str, _Reply] = {}
         self.closed_reason: BaseException | None = None
         self._connect_errors: list[BaseException] = []
+        self._pumps: dict[int, asyncio.Task[None]] = {}
 
     # ================================================================= caller threads
     def enqueue(self, command: bytes) -> None:
@@ -299,31 +302,62 @@ class Connection:
         self,
         subject: str,
         queue: str,
-        callback: Callable[[Any], Any],
+        deliver: Callable[[list[Any]], Awaitable[None]],
         pending_msgs_limit: int,
         pending_bytes_limit: int,
         timeout: float,
     ) -> Any:
+        """Subscribe in nats-py and start the task that hands its messages to ``deliver``."""
         self.drain_outbound()
         sub = await self.nc.subscribe(
             subject,
             queue=queue,
-            cb=callback,
             pending_msgs_limit=pending_msgs_limit,
             pending_bytes_limit=pending_bytes_limit,
         )
+        self._pumps[sub._id] = asyncio.get_running_loop().create_task(self._pump(sub, deliver))
         if self.nc.is_connected:
             await self._ping(timeout)
         return sub
 
+    async def _pump(self, nats_sub: Any, deliver: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Move a subscription's messages out of nats-py's bounded queue, a batch at a time.
+
+        nats-py's own callback mode awaits one coroutine per message; reading its queue
+        directly hands whatever has arrived to the workers in one go. Its byte count and
+        ``task_done`` are kept as nats-py does, so its slow-consumer limits and drain work.
+        """
+        queue = nats_sub._pending_queue
+        get, get_nowait = queue.get, queue.get_nowait
+        while True:
+            batch = [await get()]
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while len(batch) < _PUMP_BATCH:
+                    batch.append(get_nowait())
+            nats_sub._pending_size -= sum(len(msg.data) for msg in batch)
+            try:
+                await deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in a hand-off must not end the subscription
+                log.exception("syncmsg: delivering %d messages failed", len(batch))
+                self._client._on_connection_error(map_error(exc), exc)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
     async def unsubscribe(self, nats_sub: Any, drain: bool) -> None:
         self.drain_outbound()
-        if self.nc.is_closed:
-            return
-        if drain:
-            await nats_sub.drain()
-        else:
-            await nats_sub.unsubscribe()
+        try:
+            if not self.nc.is_closed:
+                if drain:
+                    await nats_sub.drain()
+                else:
+                    await nats_sub.unsubscribe()
+        finally:
+            pump = self._pumps.pop(nats_sub._id, None)
+            if pump is not None:
+                pump.cancel()
 
     async def _on_reply(self, nats_msg: Any) -> None:
         token = nats_msg.subject[len(self._reply_prefix) :]

@@ -61,6 +61,28 @@ class MessageQueue:
                 self._cond.notify()
             return True
 
+    def offer_batch(self, msgs: list[Msg], start: int = 0) -> int:
+        """Append ``msgs[start:]`` while there is room; return the index of the first left.
+
+        A closed queue takes (drops) everything: nobody will ever read it.
+        """
+        with self._cond:
+            end = len(msgs)
+            if self._closed:
+                return end
+            items = self._items
+            index = start
+            while index < end and (
+                not items or (len(items) < self.max_msgs and self._bytes < self.max_bytes)
+            ):
+                msg = msgs[index]
+                items.append(msg)
+                self._bytes += len(msg.data)
+                index += 1
+            if self._idle and index > start:
+                self._cond.notify(min(self._idle, index - start))
+            return index
+
     async def wait_for_room(self) -> None:
         """Wait (on the loop) until a consumer has made room or the queue is closed."""
         room = asyncio.Event()

@@ -1,7 +1,8 @@
 """Subscriptions: callbacks on worker threads, or messages pulled with ``next_msg``.
 
-Threading: nats-py delivers each message on the event-loop thread to :meth:`_Base._deliver`,
-which only wraps it and offers it to a bounded :class:`~syncmsg._dispatch.MessageQueue`.
+Threading: on the event-loop thread, the connection's pump hands each batch of messages
+from nats-py to :meth:`_Base._deliver`, which only wraps them and offers them to a bounded
+:class:`~syncmsg._dispatch.MessageQueue`.
 A :class:`Subscription` runs the user's callback on its own pool of worker threads
 (``syncmsg-sub-<sid>-<i>``); a :class:`SyncSubscription` is emptied by whichever thread calls
 :meth:`SyncSubscription.next_msg`. ``unsubscribe`` and ``drain`` may be called from any thread,
@@ -56,13 +57,16 @@ class _Base:
         return f"<{type(self).__name__} {self.subject!r} queue={self.queue!r} {state}>"
 
     # -- loop thread -------------------------------------------------------------------
-    async def _deliver(self, nats_msg: Any) -> None:
-        """nats-py's callback, on the loop: wrap and hand over, waiting while full."""
-        msg = Msg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._client)
+    async def _deliver(self, nats_msgs: list[Any]) -> None:
+        """Wrap a batch from nats-py and hand it over, waiting while the queue is full."""
+        client = self._client
+        msgs = [Msg(m.subject, m.data, m.headers, m.reply, client) for m in nats_msgs]
         queue = self._queue
-        while not queue.offer(msg):
+        taken = queue.offer_batch(msgs)
+        while taken < len(msgs):
             await queue.wait_for_room()
-        self.delivered += 1
+            taken = queue.offer_batch(msgs, taken)
+        self.delivered += len(msgs)
 
     # -- any thread --------------------------------------------------------------------
     @property

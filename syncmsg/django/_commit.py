@@ -33,6 +33,7 @@ from syncmsg.events import (
     WorkflowEvent,
     WorkflowEventType,
 )
+from syncmsg.events._publisher import _body
 from syncmsg.jetstream import new_msg_id
 
 __all__ = [
@@ -150,18 +151,6 @@ def _build(model: type[EventT], tenant_id: object, correlation_id: object, **fie
     built: Event = get_publisher()._build(model, tenant_id, correlation_id, **fields)
     assert isinstance(built, model)
     return built
-
-
-def _body(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        from syncmsg.events import EventValidationError
-
-        raise EventValidationError(
-            f"the event body must be a mapping (a JSON object), not {type(value).__name__}"
-        )
-    return dict(value)
 
 
 def publish_agent_event_on_commit(
