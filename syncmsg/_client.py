@@ -39,9 +39,11 @@ from syncmsg._dispatch import MessageQueue
 from syncmsg._errors import (
     ConfigurationError,
     ConnectionClosedError,
+    LoopThreadError,
     PayloadTooLargeError,
     SlowConsumerError,
     SyncMsgError,
+    TimeoutError,
 )
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
@@ -238,8 +240,6 @@ class Client:
         if unfinished:
             message = "; ".join(unfinished)
             if strict:
-                from syncmsg._errors import TimeoutError
-
                 raise TimeoutError(f"drain did not finish: {message}")
             log.warning("syncmsg: close abandoned unfinished work: %s", message)
 
@@ -356,8 +356,6 @@ class Client:
         timeout = self._timeout(timeout)
         conn = self._live()
         if self._loop().in_loop_thread():
-            from syncmsg._errors import LoopThreadError
-
             raise LoopThreadError("request() cannot be called from the event loop thread")
         check_publish_subject(subject)
         payload = encode_payload(data)
@@ -402,7 +400,7 @@ class Client:
         if workers < 1:
             raise ValueError("workers must be at least 1")
 
-        def make(msgs: int, limit_bytes: int, q: MessageQueue, sid: int) -> Subscription:
+        def make(q: MessageQueue, sid: int) -> Subscription:
             return Subscription(
                 self, subject, queue or "", q, callback, workers, error_callback, sid
             )
@@ -424,7 +422,7 @@ class Client:
     ) -> SyncSubscription:
         """Subscribe, and read messages with ``next_msg(timeout=...)`` or by iterating."""
 
-        def make(msgs: int, limit_bytes: int, q: MessageQueue, sid: int) -> SyncSubscription:
+        def make(q: MessageQueue, sid: int) -> SyncSubscription:
             sub = SyncSubscription(self, subject, queue or "", q)
             sub.sid = sid
             return sub
@@ -442,7 +440,7 @@ class Client:
         pending_msgs_limit: int | None,
         pending_bytes_limit: int | None,
         timeout: float | None,
-        make: Callable[[int, int, MessageQueue, int], _Base],
+        make: Callable[[MessageQueue, int], _Base],
     ) -> _Base:
         timeout = self._timeout(timeout)
         conn = self._live()
@@ -455,7 +453,7 @@ class Client:
         runtime = self._loop()
         handoff = MessageQueue(runtime.loop, min(msgs, _HANDOFF_MSGS), limit_bytes)
         sid = next(_sids)
-        sub = make(msgs, limit_bytes, handoff, sid)
+        sub = make(handoff, sid)
         self._subs[sid] = sub
         try:
             sub._nats_sub = runtime.call(

@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 
 from syncmsg._config import Config
@@ -413,8 +412,6 @@ class Connection:
         log.info("syncmsg: discovered new servers: %s", self.nc.discovered_servers)
 
     async def _on_lame_duck(self) -> None:
-        log.warning("syncmsg: server %s entered lame duck mode", self.nc.connected_url)
-
-
-def nats_version() -> str:
-    return str(getattr(nats, "__version__", "?"))
+        url = self.nc.connected_url
+        where = f"{url.hostname}:{url.port}" if url else "?"
+        log.warning("syncmsg: server %s entered lame duck mode; it will close soon", where)
