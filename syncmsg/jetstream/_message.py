@@ -2,32 +2,22 @@
 
 Threading: a :class:`JsMsg` is created on the event-loop thread and used on a worker thread
 (or the thread that called ``fetch``). Its acknowledgements are safe from any thread: each
-is one ``PUB`` appended to the client's outbound queue, and only the first of ack, nak and
-term is ever sent. When one is sent, the subscription that delivered the message hears of
-it at once (on the acknowledging thread), so that its leaser stops extending the message.
-
-Acks go straight to the connection's outbound queue rather than through
-``Client.publish``, so that handlers still running while the client drains (``close()``)
-can acknowledge their messages.
+is one ``PUB`` through ``Client.publish`` (which keeps working while the client drains, so
+handlers finishing during ``close()`` can still acknowledge), and only the first of ack, nak
+and term is ever sent. When one is sent, the subscription that delivered the message hears
+of it at once (on the acknowledging thread), so that its leaser stops extending the message.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncmsg._codec import pub_command
-from syncmsg._errors import ConnectionClosedError
 from syncmsg._msg import Msg
 
 if TYPE_CHECKING:
     from syncmsg._client import Client
-    from syncmsg._connection import Connection
 
 __all__ = ["JsMsg", "dead_letter"]
-
-_ACK = b"+ACK"
-_PROGRESS = b"+WPI"
 
 
 class _Owner(Protocol):
@@ -60,33 +50,6 @@ class JsMsg(Msg):
             self._owner._settled(self)
         return claimed
 
-    def _send_terminal(self, body: bytes) -> None:
-        subject = self._ack_subject()
-        if self._claim():
-            _conn(self._require_client()).enqueue(pub_command(subject, "", body, None))
-
-    def in_progress(self) -> None:
-        """Tell the server work is still going on, resetting the ack-wait timer."""
-        subject = self._ack_subject()
-        if not self._done:
-            _conn(self._require_client()).enqueue(pub_command(subject, "", _PROGRESS, None))
-
-    def ack_sync(self, timeout: float | None = None) -> None:
-        """Acknowledge and wait until the server confirms it (raises TimeoutError)."""
-        subject = self._ack_subject()
-        if not self._claim():
-            return
-        client = self._require_client()
-        conn = _conn(client)
-        wait = client._timeout(timeout)
-        reply, waiter = conn.new_reply()
-        try:
-            conn.enqueue(pub_command(subject, reply, _ACK, None))
-        except BaseException:
-            conn.forget_reply(reply)
-            raise
-        conn.await_reply(reply, waiter, wait, subject)
-
     def dead_letter(self, error: BaseException | str) -> bool:
         """Move this message to its subscription's dead-letter subject now, and terminate it.
 
@@ -98,13 +61,6 @@ class JsMsg(Msg):
         if self._owner is None:
             raise ValueError("this message was not delivered by a JetStream subscription")
         return self._owner.dead_letter(self, error)
-
-
-def _conn(client: Client) -> Connection:
-    conn = client._conn
-    if conn is None or client._pid != os.getpid():
-        raise ConnectionClosedError("the client that received this message is closed")
-    return conn
 
 
 def dead_letter(msg: Msg, error: BaseException | str) -> bool:
