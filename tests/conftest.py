@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 import syncmsg
-
-
-def _wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01
-) -> None:
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+from syncmsg.testing import wait_until as wait_until_poll
 
 
 @pytest.fixture
 def wait_until() -> Callable[..., None]:
-    return _wait_until
+    return wait_until_poll
 
 
 @pytest.fixture

@@ -38,5 +38,6 @@ when syncmsg is installed: pytest would register it twice.
 """
 
 from syncmsg._server import NatsCluster, NatsServer, NatsServerError, find_server_binary
+from syncmsg.testing._wait import wait_until
 
-__all__ = ["NatsCluster", "NatsServer", "NatsServerError", "find_server_binary"]
+__all__ = ["NatsCluster", "NatsServer", "NatsServerError", "find_server_binary", "wait_until"]

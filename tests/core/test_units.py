@@ -231,3 +231,13 @@ def test_error_tree_and_mapping():
 
 def test_logger_name():
     assert logging.getLogger("syncmsg").name == "syncmsg"
+
+
+def test_wait_until_polls_and_fails_with_what_it_waited_for():
+    from syncmsg.testing import wait_until
+
+    calls: list[int] = []
+    wait_until(lambda: calls.append(1) or len(calls) >= 3, timeout=5, interval=0)
+    assert len(calls) == 3
+    with pytest.raises(AssertionError, match=r"the moon not met within 0\.05s"):
+        wait_until(lambda: False, timeout=0.05, what="the moon")

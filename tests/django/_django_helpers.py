@@ -7,10 +7,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from syncmsg.testing import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_app"
 
@@ -63,8 +64,4 @@ def free_port() -> int:
 def wait_for(
     predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    wait_until(predicate, timeout, interval, what)

@@ -5,21 +5,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
+from syncmsg.testing import wait_until
+
+__all__ = ["read_stream", "unique", "wait_until"]
+
 _names = itertools.count(1)
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> None:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or 'condition'} not met within {timeout}s")
-        time.sleep(interval)
 
 
 def unique(prefix: str) -> str:
