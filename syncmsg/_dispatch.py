@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from syncmsg._deadline import Deadline
 from syncmsg._msg import Msg
 
 __all__ = ["MessageQueue", "WorkerPool"]
@@ -104,19 +104,16 @@ class MessageQueue:
         With ``share`` consumers, takes at most its fair share of what is queued, so one
         worker does not hoard a batch while the others sit idle.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         items = self._items
         with self._cond:
             while not items:
-                if self._closed:
-                    return []
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._closed or deadline.expired:
                     return []
                 # Wait in slices so that Ctrl-C reaches a main thread blocked here.
                 self._idle += 1
                 try:
-                    self._cond.wait(0.5 if left is None else min(left, 0.5))
+                    self._cond.wait(deadline.remaining(0.5))
                 finally:
                     self._idle -= 1
             count = min(limit, max(1, -(-len(items) // share)))
@@ -135,18 +132,24 @@ class MessageQueue:
         """Report that ``count`` messages from :meth:`take_batch` have been handled."""
         with self._cond:
             self._busy -= count
-            if not self._items and self._busy == 0:
+            if not self._items:
                 self._cond.notify_all()
 
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait until every queued message has been taken and handled."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._wait(lambda: not (self._items or self._busy), timeout)
+
+    def wait_empty(self, timeout: float | None) -> bool:
+        """Wait until every queued message has been taken (maybe not yet handled)."""
+        return self._wait(lambda: not self._items, timeout)
+
+    def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = Deadline(timeout)
         with self._cond:
-            while self._items or self._busy:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+            while not done():
+                if deadline.expired:
                     return False
-                self._cond.wait(0.5 if left is None else min(left, 0.5))
+                self._cond.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches the waiter
         return True
 
     def close(self, *, discard: bool) -> int:
@@ -232,11 +235,9 @@ class WorkerPool:
 
         A worker calling this skips itself, so a callback may stop its own subscription.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         me = threading.current_thread()
         for thread in self._threads:
-            if thread is me:
-                continue
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            thread.join(left)
+            if thread is not me:
+                thread.join(deadline.remaining())
         return not any(t.is_alive() for t in self._threads if t is not me)
