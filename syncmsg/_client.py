@@ -45,6 +45,7 @@ from syncmsg._errors import (
     ConfigurationError,
     ConnectionClosedError,
     LoopThreadError,
+    NatsConnectionError,
     PayloadTooLargeError,
     SlowConsumerError,
     SyncMsgError,
@@ -79,6 +80,11 @@ if TYPE_CHECKING:
 __all__ = ["Client", "ClientState", "connect"]
 
 log = logging.getLogger("syncmsg")
+
+#: Even when the close budget is spent (an unreachable server took it), closing the
+#: nats-py client and ending the loop thread each get this long, so that nothing is left
+#: half closed.
+_MIN_CLOSE_STEP = 0.25
 
 
 class Client:
@@ -301,7 +307,7 @@ class Client:
                 unfinished.append(f"{sub.subject}: {exc}")
         reason = ConnectionClosedError("client closed")
         conn.refuse_new_work(reason)
-        if conn.is_connected and not in_loop:
+        if conn.is_connected and not in_loop and not conn.all_confirmed:
             # The PONG comes after every reply the server routed back to us before it:
             # answers to requests made while draining are in.
             try:
@@ -311,8 +317,8 @@ class Client:
         # Wake the waiters before the close, which can take all that is left of the budget
         # when the server is unreachable.
         conn.replies.close(reason)
-        conn.close(deadline.left())
-        if not conn.stop(deadline.left(), reason) and not in_loop:
+        conn.close(max(deadline.left(), _MIN_CLOSE_STEP))
+        if not conn.stop(max(deadline.left(), _MIN_CLOSE_STEP), reason) and not in_loop:
             log.warning("syncmsg: loop thread %s did not stop in time; abandoned", conn.thread_name)
         self._finish_close(was_connected)
         if unfinished:
@@ -682,8 +688,8 @@ class Client:
         if self._lifecycle.state is RECONNECTING:
             # Each failed reconnect attempt reports an error; the outage is already logged.
             log.debug("syncmsg: reconnect attempt failed: %s", error)
-        elif isinstance(error, SlowConsumerError):
-            log.warning("syncmsg: %s", error)
+        elif isinstance(error, SlowConsumerError | NatsConnectionError):
+            log.warning("syncmsg: %s", error)  # a lost connection is logged as such next
         else:
             log.error("syncmsg: connection error: %s", error)
         self.hooks.report_error(error, None, None, on_loop=True)
@@ -745,11 +751,12 @@ class Client:
             return
         deadline = Deadline(timeout)
         try:
-            self.flush(timeout)
+            # Most of the budget may go to waiting for a lost connection to come back.
+            self.flush(max(timeout - 2 * _MIN_CLOSE_STEP, timeout / 2))
         except SyncMsgError as exc:
             log.warning("syncmsg: at exit, could not flush accepted publishes: %s", exc)
         try:
-            self._shutdown(deadline.left(), strict=False)
+            self._shutdown(max(deadline.left(), _MIN_CLOSE_STEP), strict=False)
         except SyncMsgError as exc:  # pragma: no cover - shutdown logs instead of raising
             log.warning("syncmsg: at exit: %s", exc)
 

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from urllib.parse import ParseResult
 
 import tenacity
+from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
 
 from syncmsg._codec import pub_command
@@ -51,6 +52,7 @@ from syncmsg._errors import (
     ConnectionClosedError,
     NoServersError,
     SlowConsumerError,
+    SyncMsgError,
     TimeoutError,
     map_error,
 )
@@ -72,8 +74,40 @@ _MIN_HIGH_WATER = 4 * 1024 * 1024
 _WATCH_INTERVAL = 0.5
 # How often a flush that waits for the connection to come back looks again.
 _RECONNECT_POLL = 0.02
+#: Server errors after which nats-server keeps the connection open (it only refuses that
+#: one operation), but on which nats-py would close its client for good.
+_NOT_FATAL = ("maximum subscriptions exceeded", "invalid subject", "invalid publish subject")
 # A final flush at close gets at least this long, whatever is left of the close budget.
 _MIN_CLOSE_STEP = 0.25
+
+
+class _NatsClient(NatsClient):
+    """nats-py's client, with two of its reactions to the server corrected.
+
+    * An ``-ERR`` that nats-server sends without closing the connection (a refused
+      subscription over the account's limit, an invalid subject) is reported to the error
+      callback instead of closing the client.
+    * A PONG whose waiter has already given up (a flush that timed out, or was cancelled by
+      Ctrl-C) is dropped; nats-py would fail its reader with ``InvalidStateError``.
+    """
+
+    refusals = 0  # how many non-fatal -ERRs this client has seen
+    last_refusal = ""
+
+    async def _process_err(self, err_msg: str) -> None:
+        text = err_msg.strip().strip("'")
+        if any(marker in text.lower() for marker in _NOT_FATAL):
+            self.refusals += 1
+            self.last_refusal = text
+            await self._error_cb(nats_errors.Error(f"nats: {text}"))
+            return
+        await super()._process_err(err_msg)
+
+    async def _process_pong(self) -> None:
+        pongs = self._pongs
+        while pongs and pongs[0].done():
+            pongs.pop(0)  # its flush gave up; the PONG belongs to the next waiter
+        await super()._process_pong()
 
 
 class Connection:
@@ -92,7 +126,7 @@ class Connection:
         self._on_status = on_status
         self._on_error = on_error
         self._runtime = LoopThread()
-        self.nc: NatsClient = NatsClient()  # a placeholder until the first connect
+        self.nc = _NatsClient()  # a placeholder until the first connect
         self._ready = False  # self.nc has connected once: the outbound queue may move into it
         self.max_payload = 1024 * 1024
         self.server_info: dict[str, Any] = {}
@@ -103,6 +137,7 @@ class Connection:
         self._buffer_limit = config.reconnect_buffer_size
         self._high_water = max(config.reconnect_buffer_size, _MIN_HIGH_WATER)
         self.out_msgs = 0
+        self._confirmed_msgs = 0  # out_msgs when the server last confirmed them (a PONG)
         self.out_bytes = 0  # payload bytes, as nats-py and nats.go count them
 
         self.replies = ReplyMux(f"{config.inbox_prefix}.{new_token()}{new_token()[:6]}.")
@@ -338,7 +373,7 @@ class Connection:
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
-    async def _new_nats_client(self, timeout: float) -> NatsClient:
+    async def _new_nats_client(self, timeout: float) -> _NatsClient:
         options = self._config.nats_options()
         options.update(
             allow_reconnect=False,
@@ -349,7 +384,7 @@ class Connection:
             discovered_server_cb=self._nats_discovered,
             lame_duck_mode_cb=self._nats_lame_duck,
         )
-        nc = NatsClient()
+        nc = _NatsClient()
         try:
             await asyncio.wait_for(nc.connect(**options), timeout)
         except BaseException as exc:
@@ -410,9 +445,7 @@ class Connection:
         """PING and wait for the PONG: the server has everything written before it.
 
         While disconnected, first waits (within ``timeout``) for the connection to come
-        back: what was published meanwhile is sent then. The PONG's future is shielded:
-        nats-py resolves it whenever the PONG comes, and a future cancelled by a timeout
-        or Ctrl-C would make nats-py's reader fail with ``InvalidStateError``.
+        back: what was published meanwhile is sent then.
         """
         deadline = Deadline(timeout)
         while not (self._replacing is None and self.nc.is_connected):
@@ -421,17 +454,36 @@ class Connection:
             if deadline.expired:
                 raise TimeoutError(f"not connected to NATS within {timeout:g}s")
             await asyncio.sleep(min(_RECONNECT_POLL, deadline.left()))
+        sent = self.out_msgs
         pong = asyncio.get_running_loop().create_future()
         await self.nc._send_ping(pong)
-        await asyncio.wait_for(asyncio.shield(pong), deadline.left())
+        await asyncio.wait_for(pong, deadline.left())
+        self._confirmed_msgs = max(self._confirmed_msgs, sent)
+
+    @property
+    def all_confirmed(self) -> bool:
+        """Nothing was sent since the server last confirmed what it has, and no reply is
+        awaited: a final flush would learn nothing."""
+        return (
+            self.out_msgs == self._confirmed_msgs and not self._outbound and not len(self.replies)
+        )
 
     async def _open(self, interest: Interest, timeout: float) -> None:
         self.drain_outbound()
-        if self._replacing is None and self._ready and not self.nc.is_closed:
-            await interest.open(self.nc)
-            if self.nc.is_connected:
-                await self._ping(timeout)
-        # While the connection is being replaced the interest is opened with the others.
+        nc = self.nc
+        if self._replacing is not None or not self._ready or nc.is_closed:
+            return  # being replaced: the interest is opened with the others
+        refusals = nc.refusals
+        await interest.open(nc)
+        if not nc.is_connected:
+            return
+        await self._ping(timeout)
+        # The server answers a SUB it refuses with an -ERR, which comes before the PONG.
+        if nc.refusals > refusals and "subscriptions" in nc.last_refusal.lower():
+            await interest.close(drain=False)
+            raise SyncMsgError(
+                f"the server refused the subscription to {interest.subject!r}: {nc.last_refusal}"
+            )
 
     async def _close_interest(self, interest: Interest, drain: bool) -> None:
         self.drain_outbound()
@@ -446,7 +498,7 @@ class Connection:
                 task.cancel()
         self.drain_outbound()
         nc = self.nc
-        if nc.is_connected:
+        if nc.is_connected and not self.all_confirmed:
             try:
                 await asyncio.wait_for(self._ping(timeout), deadline.left(timeout))
             except BaseException as exc:
@@ -519,7 +571,7 @@ class Connection:
         self.drain_outbound()
         self._on_status("reconnected")
 
-    async def _reconnect_with_backoff(self, limit: int) -> NatsClient:
+    async def _reconnect_with_backoff(self, limit: int) -> _NatsClient:
         waits = self._config.connect_retry.waits()
         attempts = 0
         async for attempt in tenacity.AsyncRetrying(

@@ -143,12 +143,16 @@ class SubscriptionBase:
         """Wrap a batch from nats-py and hand it over; what does not fit is dropped."""
         if self._limit:
             nats_msgs = nats_msgs[: max(self._limit - self.delivered, 0)]
+        queue = self._queue
+        if queue.closed:
+            return  # unsubscribed: what is still in flight is dropped
+        # Only what fits is wrapped: a flood past the limit costs no Msg objects.
+        fits = nats_msgs if queue.free() >= len(nats_msgs) else nats_msgs[: queue.free()]
         host = self._host
-        msgs = [Msg(m.subject, m.data, m.headers, m.reply, host) for m in nats_msgs]
-        taken = self._queue.offer_batch(msgs)
+        taken = queue.offer_batch([Msg(m.subject, m.data, m.headers, m.reply, host) for m in fits])
         self.delivered += taken
-        if taken < len(msgs):
-            self._on_dropped(len(msgs) - taken)
+        if taken < len(nats_msgs):
+            self._on_dropped(len(nats_msgs) - taken)
         if self._limit and self.delivered >= self._limit:
             self._reached_limit()
 
@@ -349,7 +353,11 @@ class SyncSubscription(SubscriptionBase):
         return True  # the reader is the caller; nothing to wait for here
 
     def _close_with_client(self, timeout: float) -> None:
-        self.unsubscribe()
+        """Unread messages are discarded; the interest ends with the connection, so no
+        round trip to the loop (which may be busy reading a backlog) is needed."""
+        self._closed.set()
+        self.dropped += self._queue.close(discard=True)
+        self._forget()
 
     def next_msg(self, timeout: float | None = None) -> Msg:
         """The next message, waiting at most ``timeout`` seconds (default from config).
@@ -363,7 +371,7 @@ class SyncSubscription(SubscriptionBase):
             if self._queue.closed:
                 raise ConnectionClosedError(f"subscription to {self.subject!r} is closed")
             raise TimeoutError(f"no message on {self.subject!r} within {timeout:g}s")
-        self._queue.done()
+        self._queue.done([msg])
         return msg
 
     def __iter__(self) -> Iterator[Msg]:
@@ -372,7 +380,7 @@ class SyncSubscription(SubscriptionBase):
             msg = self._queue.take(None)
             if msg is None:
                 return
-            self._queue.done()
+            self._queue.done([msg])
             yield msg
 
     def __enter__(self) -> SyncSubscription:
