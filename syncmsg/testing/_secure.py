@@ -492,6 +492,8 @@ class JwtUser:
     seed: str = field(repr=False)
     creds_file: Path
     account: str
+    # Keeps the operator, and so the directory holding creds_file, alive with the user.
+    _operator: JwtOperator | None = field(default=None, repr=False, compare=False)
 
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments for :func:`syncmsg.connect`."""
@@ -547,7 +549,7 @@ class JwtAccount(_Account):
         )
         path = self._operator.directory / "creds" / self.name / f"{name}.creds"
         write_creds(path, token, key.seed)
-        user = JwtUser(name, key.public_key, token, key.seed, path, self.name)
+        user = JwtUser(name, key.public_key, token, key.seed, path, self.name, self._operator)
         self.users.append(user)
         return user
 
