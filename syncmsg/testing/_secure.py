@@ -390,10 +390,14 @@ class NkeyUser:
 
 
 class ConfigAccount(_Account):
-    """An account of an :class:`AccountsConfig`; add users with :meth:`user`/:meth:`nkey_user`."""
+    """An account of an :class:`AccountsConfig`; add users with :meth:`user`/:meth:`nkey_user`.
 
-    def __init__(self, name: str, *, jetstream: bool) -> None:
+    User names are server-wide in a config file: two accounts cannot both have an ``api``.
+    """
+
+    def __init__(self, parent: AccountsConfig, name: str, *, jetstream: bool) -> None:
         super().__init__(name, jetstream=jetstream)
+        self._parent = parent
         self.users: list[PasswordUser | NkeyUser] = []
 
     def user(
@@ -404,8 +408,15 @@ class ConfigAccount(_Account):
         permissions: Permissions | None = None,
     ) -> PasswordUser:
         """Add a user/password user (a random password unless one is given)."""
+        _check_name(name, "user name")
+        for account in self._parent.accounts.values():
+            if any(isinstance(u, PasswordUser) and u.name == name for u in account.users):
+                raise ConfigurationError(
+                    f"user {name!r} already exists (in account {account.name!r}); "
+                    "user names are server-wide"
+                )
         user = PasswordUser(
-            _check_name(name, "user name"),
+            name,
             password if password is not None else secrets.token_urlsafe(18),
             self.name,
             permissions or Permissions(),
@@ -467,7 +478,7 @@ class AccountsConfig:
         """Add an account (``jetstream=True`` gives it its own JetStream streams)."""
         if name in self.accounts:
             raise ConfigurationError(f"account {name!r} already exists")
-        account = ConfigAccount(name, jetstream=jetstream)
+        account = ConfigAccount(self, name, jetstream=jetstream)
         self.accounts[name] = account
         return account
 

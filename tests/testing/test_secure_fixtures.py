@@ -358,3 +358,10 @@ def test_operator_mode_refuses_expired_and_foreign_users(
             syncmsg.connect(server.url, connect_retry=once, **user.connect_options())
     with syncmsg.connect(server.url, **bearer.connect_options()) as client:
         assert client.health()["ok"]
+
+
+def test_config_file_user_names_are_server_wide() -> None:
+    accounts = AccountsConfig()
+    accounts.account("A").user("api")
+    with pytest.raises(syncmsg.ConfigurationError, match="server-wide"):
+        accounts.account("B").user("api")
