@@ -485,9 +485,15 @@ def test_the_guides_tenant_config_runs(
         with connect("compliance", "AUDIT_COMPLIANCE_PASSWORD") as compliance:
             compliance.jetstream().ensure_stream(stream_spec(AUDIT_EVENTS))
         errors: list[BaseException] = []
-        with connect(
-            "api", "TENANT_A_API_PASSWORD", error_callback=lambda e, m: errors.append(e)
-        ) as api:
+        with (
+            connect("tenant-a-dashboard", "TENANT_A_DASHBOARD_PASSWORD") as dashboard,
+            connect(
+                "tenant-a-api",
+                "TENANT_A_API_PASSWORD",
+                error_callback=lambda e, m: errors.append(e),
+            ) as api,
+        ):
+            watching = dashboard.subscribe_sync("task.>")
             js = api.jetstream()
             js.ensure_stream(stream_spec(TASK_EVENTS))
             publisher = EventPublisher(api, source="aigentflow-api")
@@ -505,10 +511,11 @@ def test_the_guides_tenant_config_runs(
                 resource_id="t-1",
             )
             assert ack.stream == "AUDIT_EVENTS"
+            assert watching.next_msg(timeout=5).subject == "task.email.task.created"
             api.publish("billing.invoice", b"{}")
             wait_until(lambda: errors, timeout=5, what="a permissions violation")
             assert api.is_connected
-        with connect("api", "TENANT_B_API_PASSWORD") as b:
+        with connect("tenant-b-api", "TENANT_B_API_PASSWORD") as b:
             assert b.jetstream().stream_names() == []  # B sees none of A's streams
         with connect("compliance", "AUDIT_COMPLIANCE_PASSWORD") as compliance:
             assert compliance.jetstream().stream_info("AUDIT_EVENTS").state.messages == 1
