@@ -365,3 +365,20 @@ def test_config_file_user_names_are_server_wide() -> None:
     accounts.account("A").user("api")
     with pytest.raises(syncmsg.ConfigurationError, match="server-wide"):
         accounts.account("B").user("api")
+
+
+def test_the_testing_guides_example(nats_secure_factory: Any, nats_operator: JwtOperator) -> None:
+    """docs/testing.md's secured-server test, as written there."""
+    from syncmsg.testing import wait_until
+
+    tenant = nats_operator.account("TENANT_A", jetstream=True)
+    api = tenant.user("api", permissions=Permissions(publish=["task.>"], subscribe=["_INBOX.>"]))
+    server = nats_secure_factory(tls=True, auth=nats_operator)
+    errors: list[BaseException] = []
+    options = {**server.connect_options(), **api.connect_options()}
+    with syncmsg.connect(
+        server.client_url, error_callback=lambda e, m: errors.append(e), **options
+    ) as client:
+        client.publish("admin.shutdown", b"")
+        wait_until(lambda: errors, timeout=5, what="the permissions violation")
+        assert client.is_connected
