@@ -568,3 +568,27 @@ def test_what_msg_id_dedup_covers(client: syncmsg.Client) -> None:
         assert js.stream_info(name).state.messages == 3
     finally:
         js.delete_stream(name)
+
+
+def test_a_shared_import_names_the_requesting_account(nats_secure_factory: Any) -> None:
+    accounts = AccountsConfig()
+    audit = accounts.account("AUDIT", jetstream=True)
+    audit.export_service("audit.>")
+    compliance = audit.user("compliance")
+    tenant = accounts.account("TENANT_A")
+    tenant.import_service(audit, "audit.>", share=True)
+    api = tenant.user("tenant-a-api")
+    server = nats_secure_factory(auth=accounts)
+    with (
+        syncmsg.connect(server.url, **compliance.connect_options()) as exporter,
+        syncmsg.connect(server.url, **api.connect_options()) as importer,
+    ):
+        exporter.serve("audit.whoami", lambda msg: msg.headers["Nats-Request-Info"])
+        info = json.loads(importer.request("audit.whoami", b"", timeout=5).data)
+        assert (info["acc"], info["user"]) == ("TENANT_A", "tenant-a-api")
+        # JetStream does not keep the header: the stored message cannot tell its account.
+        js = exporter.jetstream()
+        js.add_stream(syncmsg.StreamSpec(name="AUDIT_EVENTS", subjects=["audit.stored.>"]))
+        importer.jetstream().publish("audit.stored.x", b"{}")
+        stored = js.get_msg("AUDIT_EVENTS", 1)
+        assert "Nats-Request-Info" not in (stored.headers or {})
