@@ -146,12 +146,6 @@ def test_wrong_credentials_are_refused(method: _Method) -> None:
         syncmsg.connect(method.server.url, connect_retry=ONCE)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="core defect: AuthorizationError is a NatsConnectionError, which the default "
-    "connect_retry (RetryPolicy.retry_on) retries until its 10 s deadline, so a definite "
-    "refusal of the credentials takes ~10 s instead of failing at once",
-)
 def test_a_refused_password_fails_at_once(nats_secure_factory: Any) -> None:
     accounts = AccountsConfig()
     user = accounts.account("APP").user("app")
