@@ -77,6 +77,7 @@ _RECONNECT_POLL = 0.02
 #: Server errors after which nats-server keeps the connection open (it only refuses that
 #: one operation), but on which nats-py would close its client for good.
 _NOT_FATAL = ("maximum subscriptions exceeded", "invalid subject", "invalid publish subject")
+_PING = b"PING\r\n"
 # A final flush at close gets at least this long, whatever is left of the close budget.
 _MIN_CLOSE_STEP = 0.25
 
@@ -87,6 +88,7 @@ class _NatsClient(NatsClient):
     * An ``-ERR`` that nats-server sends without closing the connection (a refused
       subscription over the account's limit, an invalid subject) is reported to the error
       callback instead of closing the client.
+    * A PING is queued behind the commands before it, so that its PONG confirms them.
     * A PONG whose waiter has already given up (a flush that timed out, or was cancelled by
       Ctrl-C) is dropped; nats-py would fail its reader with ``InvalidStateError``.
     """
@@ -102,6 +104,15 @@ class _NatsClient(NatsClient):
             await self._error_cb(nats_errors.Error(f"nats: {text}"))
             return
         await super()._process_err(err_msg)
+
+    async def _send_ping(self, future: asyncio.Future[Any] | None = None) -> None:
+        # nats-py writes a PING straight to the socket, ahead of commands still waiting in
+        # its pending buffer: its PONG would then not prove that the server has them (a
+        # SUB, say). Queued behind them, it does.
+        self._pongs.append(future if future is not None else asyncio.Future())
+        self._pending.append(_PING)
+        self._pending_data_size += len(_PING)
+        await self._flush_pending()
 
     async def _process_pong(self) -> None:
         pongs = self._pongs
