@@ -10,6 +10,7 @@ shows a secret (password, token, seed, or credentials in a URL), not even in par
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import ssl
@@ -30,6 +31,7 @@ _HOST_NAME = re.compile(r"[\w.-]+")  # letters (IDN too), digits, '.', '-', '_'
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _CREDS_JWT = "BEGIN NATS USER JWT"
 _CREDS_SEED = "BEGIN USER NKEY SEED"
+_SEED_BYTES = 36  # base32-decoded seed: 2 prefix bytes, the 32-byte key, a 2-byte CRC16
 
 
 def redact_url(url: str) -> str:
@@ -91,12 +93,23 @@ def _read_file(path: Path, what: str) -> str:
 
 
 def _seed_problem(seed: str) -> str | None:
-    """What is wrong with ``seed`` as a user NKey seed, or None; never quotes the seed."""
+    """What is wrong with ``seed`` as a user NKey seed, or None; never quotes the seed.
+
+    The checksum is checked here: nkeys (the Python package) ignores it, so a mistyped
+    last character would otherwise pass, and fail only as "Authorization Violation".
+    """
     import nkeys
 
+    text = seed.strip().encode("utf-8", "replace")
     try:
-        key_pair = nkeys.from_seed(bytearray(seed.strip().encode("utf-8", "replace")))
-    except Exception:  # nkeys raises ErrInvalidSeed, binascii.Error, ValueError, ...
+        raw = base64.b32decode(text + b"=" * (-len(text) % 8))
+    except ValueError:  # binascii.Error
+        return "not a valid NKey seed (not base32)"
+    if len(raw) != _SEED_BYTES or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
+        return "not a valid NKey seed (wrong length or checksum)"
+    try:
+        key_pair = nkeys.from_seed(bytearray(text))
+    except Exception:  # nkeys raises ErrInvalidSeed, ErrInvalidPrefixByte, ...
         return "not a valid NKey seed"
     try:
         if not key_pair.public_key.startswith(b"U"):
