@@ -16,7 +16,6 @@ from syncmsg._config import redact_url
 from syncmsg._errors import map_error
 from syncmsg._subjects import check_publish_subject, check_subscribe_subject
 
-
 SEED = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"  # a user NKey seed
 
 
