@@ -248,6 +248,31 @@ def test_mtls_without_a_client_certificate_is_a_definite_tls_error(
     assert type(explain(lost, url, has_client_cert=True)) is syncmsg.NoServersError
 
 
+def test_client_certificate_from_an_unknown_ca_is_explained(
+    nats_server_factory: Any, certs: Certs, tmp_path: Path
+) -> None:
+    trustme = pytest.importorskip("trustme")
+    stranger = trustme.CA().issue_cert("client@example.com")
+    cert, key = tmp_path / "stranger.pem", tmp_path / "stranger-key.pem"
+    stranger.cert_chain_pems[0].write_to_path(str(cert))
+    stranger.private_key_pem.write_to_path(str(key))
+    server = nats_server_factory(
+        jetstream=False,
+        tls_cert=certs.server_cert,
+        tls_key=certs.server_key,
+        tls_ca=certs.ca,
+        extra_args=["--tlsverify"],
+    )
+    url = tls_url(server)
+    attempt = raw_attempt(url, tls=tls_context(certs.ca, cert, key))
+    error = explain(attempt, url, has_client_cert=True)
+    # Mostly the server's "unknown ca" alert arrives; now and then only the dropped link.
+    assert "client certificate" in str(error)
+    assert type(error) is (
+        syncmsg.TLSError if is_definite_refusal(error) else syncmsg.NoServersError
+    )
+
+
 def test_invalid_seed_is_a_configuration_error_that_hides_the_seed(
     nats_server_factory: Any,
 ) -> None:

@@ -17,6 +17,7 @@ import syncmsg
 import syncmsg.jetstream
 from syncmsg._errors import (
     describe_remote_exception,
+    explain_connect_failure,
     is_definite_refusal,
     map_api_error,
     map_error,
@@ -162,6 +163,24 @@ def test_definite_refusals() -> None:
         ValueError("a bug"),
     ):
         assert not is_definite_refusal(transient), transient
+
+
+def test_explain_connect_failure_without_context() -> None:
+    handshake = explain_connect_failure(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER]"), [], ["u"])
+    assert type(handshake) is syncmsg.TLSError and "TLS handshake failed" in str(handshake)
+    closed = explain_connect_failure(ConnectionResetError("Connection lost"), [], ["u"])
+    assert type(closed) is syncmsg.NoServersError and "closed the connection" in str(closed)
+    nothing = explain_connect_failure(asyncio.CancelledError(), [], [])
+    assert type(nothing) is syncmsg.NoServersError and "the server" in str(nothing)
+    ours = syncmsg.ConfigurationError("from the options")
+    assert explain_connect_failure(ours) is ours
+    several = explain_connect_failure(
+        TimeoutError(),
+        [ConnectionRefusedError(111, "a"), OSError(113, "No route to host")],
+        ["nats://a:1", "nats://b:2"],
+    )
+    assert "connection refused" in str(several) and "No route to host" in str(several)
+    assert "nats://a:1, nats://b:2" in str(several)
 
 
 @pytest.mark.parametrize(
