@@ -11,6 +11,7 @@ connection of a client whose ``PUB``/``HPUB``/``SUB`` line is longer than its
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from syncmsg._errors import InvalidSubjectError
 
@@ -84,12 +85,8 @@ def _tokens(subject: object, what: str) -> tuple[list[str], int]:
     return tokens, size
 
 
-def _publish_size(subject: object, what: str) -> int:
-    """The size of a valid publish subject, from the cache or after checking it."""
-    try:
-        return _valid_publish_subjects[subject]  # type: ignore[index]
-    except (KeyError, TypeError):  # TypeError: unhashable, so certainly not a str
-        pass
+def _learn_publish_subject(subject: object, what: str) -> int:
+    """Check a publish subject not in the cache, cache it, and return its size in bytes."""
     tokens, size = _tokens(subject, what)
     for token in tokens:
         if token in ("*", ">"):
@@ -100,12 +97,11 @@ def _publish_size(subject: object, what: str) -> int:
     return size
 
 
-def _check_room(size: int, other: int, subject: str, other_what: str) -> None:
-    if size + other > MAX_NAMES_BYTES:
-        raise InvalidSubjectError(
-            f"subject {_show(subject)} and its {other_what} are {size + other} bytes together; "
-            f"the server's control line leaves room for {MAX_NAMES_BYTES}"
-        )
+def _refuse_together(total: int, subject: object, other_what: str) -> NoReturn:
+    raise InvalidSubjectError(
+        f"subject {_show(subject)} and its {other_what} are {total} bytes together; "
+        f"the server's control line leaves room for {MAX_NAMES_BYTES}"
+    )
 
 
 def check_publish_subject(subject: str, what: str = "subject") -> str:
@@ -114,24 +110,36 @@ def check_publish_subject(subject: str, what: str = "subject") -> str:
     Publishing needs a literal subject: no empty token, whitespace, control character,
     wildcard token (``*`` or ``>``) or lone surrogate, and at most :data:`MAX_NAMES_BYTES`.
     """
-    _publish_size(subject, what)
+    try:
+        if subject in _valid_publish_subjects:  # the hot path: one dict lookup
+            return subject
+    except TypeError:  # unhashable, so certainly not a str
+        pass
+    _learn_publish_subject(subject, what)
     return subject
 
 
 def check_reply_subject(reply: str) -> str:
     """Return ``reply`` if it can be a message's reply subject (a literal subject), else raise."""
-    _publish_size(reply, "reply subject")
-    return reply
+    return check_publish_subject(reply, "reply subject")
 
 
 def check_publish(subject: str, reply: str | None = None) -> None:
     """Check a publish's subject and (optional) reply subject, each and together.
 
-    The hot path of publish: two dict lookups and an addition for names seen before.
+    The hot path of publish: a dict lookup (two with a reply) for names seen before.
     """
-    size = _publish_size(subject, "subject")
+    try:
+        size = _valid_publish_subjects[subject]
+    except (KeyError, TypeError):  # TypeError: unhashable, so certainly not a str
+        size = _learn_publish_subject(subject, "subject")
     if reply:
-        _check_room(size, _publish_size(reply, "reply subject"), subject, "reply subject")
+        try:
+            reply_size = _valid_publish_subjects[reply]
+        except (KeyError, TypeError):
+            reply_size = _learn_publish_subject(reply, "reply subject")
+        if size + reply_size > MAX_NAMES_BYTES:
+            _refuse_together(size + reply_size, subject, "reply subject")
 
 
 def check_request(subject: str, reply_bytes: int) -> None:
@@ -139,7 +147,12 @@ def check_request(subject: str, reply_bytes: int) -> None:
 
     For inboxes made per request (``_INBOX.<prefix>.<token>``), which are never cached.
     """
-    _check_room(_publish_size(subject, "subject"), reply_bytes, subject, "reply subject")
+    try:
+        size = _valid_publish_subjects[subject]
+    except (KeyError, TypeError):
+        size = _learn_publish_subject(subject, "subject")
+    if size + reply_bytes > MAX_NAMES_BYTES:
+        _refuse_together(size + reply_bytes, subject, "reply subject")
 
 
 def check_subscribe_subject(subject: str) -> str:
@@ -168,8 +181,9 @@ def check_subscription(subject: str, queue: str | None = None) -> str:
     """
     check_subscribe_subject(subject)
     group = check_queue(queue)
-    if group:
-        _check_room(len(subject.encode()), len(group.encode()), subject, "queue group")
+    total = len(subject.encode()) + len(group.encode())
+    if total > MAX_NAMES_BYTES:
+        _refuse_together(total, subject, "queue group")
     return group
 
 
