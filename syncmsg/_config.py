@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from syncmsg._errors import ConfigurationError
@@ -268,11 +275,11 @@ class Config(BaseSettings):
 
     @field_validator("tls_ca", "tls_cert", "tls_key")
     @classmethod
-    def _check_readable(cls, value: Path | None, info: Any) -> Path | None:
+    def _check_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
         path = value.expanduser()
-        _read_file(path, info.field_name)
+        _read_file(path, str(info.field_name))
         return path
 
     @model_validator(mode="after")
