@@ -41,7 +41,6 @@ from syncmsg._connection import Connection
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue
 from syncmsg._errors import (
-    AuthorizationError,
     ConfigurationError,
     ConnectionClosedError,
     LoopThreadError,
@@ -50,6 +49,8 @@ from syncmsg._errors import (
     SlowConsumerError,
     SyncMsgError,
     TimeoutError,
+    describe_remote_exception,
+    is_definite_refusal,
 )
 from syncmsg._hooks import Hooks
 from syncmsg._lifecycle import (
@@ -64,9 +65,9 @@ from syncmsg._lifecycle import (
     Lifecycle,
 )
 from syncmsg._msg import Msg
-from syncmsg._replies import SERVICE_ERROR, SERVICE_ERROR_CODE, new_token
+from syncmsg._replies import REPLY_TOKEN_LENGTH, SERVICE_ERROR, SERVICE_ERROR_CODE, new_token
 from syncmsg._retry import RetryPolicy
-from syncmsg._subjects import check_publish_subject, check_queue, check_subscribe_subject
+from syncmsg._subjects import check_publish, check_request, check_subscription
 from syncmsg._subscription import (
     Subscription,
     SubscriptionRegistry,
@@ -243,8 +244,8 @@ class Client:
         return conn
 
     def _retry_connect(self, exc: BaseException) -> bool:
-        if isinstance(exc, AuthorizationError | ConfigurationError):
-            return False  # a definite refusal: trying again cannot help
+        if is_definite_refusal(exc):
+            return False  # bad credentials, a bad certificate: trying again cannot help
         return isinstance(exc, self._config.connect_retry.retry_on)
 
     def _connect_budget(self) -> float:
@@ -403,9 +404,7 @@ class Client:
             conn = self.connection()
         else:
             conn = self._conn or self.connection()
-        check_publish_subject(subject)
-        if reply:
-            check_publish_subject(reply, "reply subject")
+        check_publish(subject, reply)
         payload = data if type(data) is bytes else encode_payload(data)
         block = None if headers is None else encode_headers(headers)
         size = len(payload) if block is None else len(payload) + len(block)
@@ -447,7 +446,7 @@ class Client:
         timeout = check_timeout(timeout, self._config.timeout)
         conn = self.connection()
         self._guard(conn, "request")
-        check_publish_subject(subject)
+        check_request(subject, len(conn.replies.prefix) + REPLY_TOKEN_LENGTH)
         payload = encode_payload(data)
         block = encode_headers(headers)
         size = len(payload) + (len(block) if block else 0)
@@ -545,8 +544,7 @@ class Client:
         self._guard(conn, "subscribe")
         if self._lifecycle.state is DRAINING:
             raise ConnectionClosedError("client is closing; no new subscriptions")
-        check_subscribe_subject(subject)
-        queue_group = check_queue(queue)
+        queue_group = check_subscription(subject, queue)
         msgs = pending_msgs_limit or self._config.pending_msgs_limit
         limit_bytes = pending_bytes_limit or self._config.pending_bytes_limit
         return conn, queue_group, MessageQueue(conn.loop, msgs, limit_bytes), wait
@@ -575,7 +573,7 @@ class Client:
                     msg.respond(
                         b"",
                         headers={
-                            SERVICE_ERROR: _describe_remote(exc),
+                            SERVICE_ERROR: describe_remote_exception(exc),
                             SERVICE_ERROR_CODE: "500",
                         },
                     )
@@ -767,12 +765,6 @@ def _check_max_msgs(max_msgs: int | None) -> int:
     if isinstance(max_msgs, bool) or not isinstance(max_msgs, int) or max_msgs < 1:
         raise ValueError(f"max_msgs must be a positive number of messages, got {max_msgs!r}")
     return max_msgs
-
-
-def _describe_remote(exc: BaseException) -> str:
-    """One line for an error reply, keeping the exception's type (``KeyError: 'n'``)."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())
 
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()

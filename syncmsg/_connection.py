@@ -47,13 +47,13 @@ from syncmsg._codec import pub_command
 from syncmsg._config import Config, redact_url
 from syncmsg._deadline import Deadline
 from syncmsg._errors import (
-    AuthorizationError,
     BufferFullError,
     ConnectionClosedError,
-    NoServersError,
     SlowConsumerError,
     SyncMsgError,
     TimeoutError,
+    TLSError,
+    explain_connect_failure,
     map_error,
 )
 from syncmsg._interest import Interest
@@ -78,6 +78,8 @@ _RECONNECT_POLL = 0.02
 #: one operation), but on which nats-py would close its client for good.
 _NOT_FATAL = ("maximum subscriptions exceeded", "invalid subject", "invalid publish subject")
 _PING = b"PING\r\n"
+# How long a client whose connect failed is given to close.
+_ABANDON_WAIT = 0.05
 # A final flush at close gets at least this long, whatever is left of the close budget.
 _MIN_CLOSE_STEP = 0.25
 
@@ -88,6 +90,7 @@ class _NatsClient(NatsClient):
     * An ``-ERR`` that nats-server sends without closing the connection (a refused
       subscription over the account's limit, an invalid subject) is reported to the error
       callback instead of closing the client.
+    * TLS asked for is TLS had, or the connection fails.
     * A PING is queued behind the commands before it, so that its PONG confirms them.
     * A PONG whose waiter has already given up (a flush that timed out, or was cancelled by
       Ctrl-C) is dropped; nats-py would fail its reader with ``InvalidStateError``.
@@ -95,6 +98,16 @@ class _NatsClient(NatsClient):
 
     refusals = 0  # how many non-fatal -ERRs this client has seen
     last_refusal = ""
+    tls_wanted = False  # TLS was asked for (a tls:// URL or TLS files): never go without
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        # nats-py upgrades to TLS only when the server requires it, so a tls:// URL to a
+        # server that merely allows TLS, or does not offer it, would go on in plaintext.
+        if initial_connection and self.tls_wanted and not info.get("tls_required"):
+            if not info.get("tls_available"):
+                raise TLSError("TLS was asked for, but the server does not offer TLS")
+            info["tls_required"] = True  # upgrade, as nats.go does
+        await super()._process_info(info, initial_connection)
 
     async def _process_err(self, err_msg: str) -> None:
         text = err_msg.strip().strip("'")
@@ -396,28 +409,26 @@ class Connection:
             lame_duck_mode_cb=self._nats_lame_duck,
         )
         nc = _NatsClient()
+        nc.tls_wanted = "tls" in options and not options.get("tls_handshake_first")
         try:
             await asyncio.wait_for(nc.connect(**options), timeout)
         except BaseException as exc:
+            server_info = dict(nc._server_info or {})
             await _abandon(nc)
-            raise self._explain_connect_failure(exc) from None
+            error = explain_connect_failure(
+                exc,
+                self._connect_errors,
+                self._config.redacted_servers,
+                server_info=server_info,
+                has_client_cert=self._config.tls_cert is not None,
+            )
+            raise error from error.__cause__
         nc.options["allow_reconnect"] = True
         return nc
 
     def _learn_server(self, nc: NatsClient) -> None:
         self.max_payload = nc.max_payload
         self.server_info = dict(nc._server_info)
-
-    def _explain_connect_failure(self, exc: BaseException) -> BaseException:
-        for seen in [exc, *self._connect_errors]:
-            text = str(seen).lower()
-            if "authorization" in text or "authentication" in text:
-                return AuthorizationError(f"server refused the credentials: {seen}")
-        mapped = map_error(exc)
-        if isinstance(mapped, TimeoutError | asyncio.TimeoutError) or mapped is exc:
-            servers = ", ".join(self._config.redacted_servers)
-            return NoServersError(f"could not connect to {servers}: {exc!r}")
-        return mapped
 
     async def _on_replies(self, msgs: list[Any]) -> None:
         self.replies.dispatch(msgs)
@@ -650,5 +661,7 @@ def _gave_up_reconnecting(reason: BaseException | None) -> bool:
 
 
 async def _abandon(nc: NatsClient) -> None:
+    """Close a client whose connect failed, without waiting long: after a failed TLS
+    handshake nats-py's close never returns (the loop cancels what is left at its end)."""
     with contextlib.suppress(BaseException):
-        await asyncio.wait_for(nc.close(), 1.0)
+        await asyncio.wait_for(nc.close(), _ABANDON_WAIT)

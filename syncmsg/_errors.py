@@ -394,8 +394,11 @@ def _diagnose(
     if isinstance(exc, nerr.TimeoutError | asyncio.TimeoutError | builtins.TimeoutError):
         return NoServersError, _TIMED_OUT
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = getattr(exc, "verify_message", None) or _describe(exc)
-        if "mismatch" in str(reason).lower():
+        # OpenSSL's own code (CERTIFICATE_VERIFY_FAILED) stays in the text: it is what
+        # people search for.
+        code = getattr(exc, "reason", None) or "CERTIFICATE_VERIFY_FAILED"
+        reason = f"{code}: {getattr(exc, 'verify_message', None) or _describe(exc)}"
+        if "mismatch" in reason.lower():
             return TLSError, f"the server's certificate is not valid for this host ({reason})"
         return TLSError, f"the server's certificate is not trusted ({reason}); check tls_ca"
     if isinstance(exc, ssl.SSLError) and _tls_refusal(exc):

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from syncmsg._errors import ConnectionClosedError, NoRespondersError, RemoteError, TimeoutError
 
 __all__ = [
+    "REPLY_TOKEN_LENGTH",
     "SERVICE_ERROR",
     "SERVICE_ERROR_CODE",
     "CallbackReply",
@@ -49,6 +50,8 @@ STATUS = "Status"
 NO_RESPONDERS = "503"
 
 _TOKEN_BYTES = 8  # 64 random bits per reply subject
+#: Characters of a token (hex): what a reply subject adds to its prefix.
+REPLY_TOKEN_LENGTH = 2 * _TOKEN_BYTES
 _TOKENS_PER_REFILL = 256
 _token_pool: list[str] = []
 

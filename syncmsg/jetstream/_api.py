@@ -126,17 +126,36 @@ class ApiClient:
         wait = self.timeout if timeout is None else timeout
         client = self.client
 
+        about = _about(suffix)
+
         def once(left: float | None) -> dict[str, Any]:
             limit = wait if left is None else min(wait, left)
-            return parse_reply(client.request(subject, payload, timeout=limit))
+            return parse_reply(client.request(subject, payload, timeout=limit), **about)
 
         if not idempotent:
             return once(None)
         return self.retry.call(once, should_retry=is_retryable)
 
 
-def parse_reply(msg: Msg) -> dict[str, Any]:
-    """The JSON object of a JetStream reply, raising the mapped error for an error reply."""
+def _about(suffix: str) -> dict[str, str | None]:
+    """The stream and consumer an API subject names (``STREAM.INFO.<stream>``,
+    ``CONSUMER.INFO.<stream>.<consumer>``, ``STREAM.MSG.GET.<stream>``, ...), so that an
+    error can name them."""
+    tokens = suffix.split(".")
+    if tokens[0] == "STREAM" and len(tokens) >= 3 and tokens[1] != "NAMES" and tokens[1] != "LIST":
+        return {"stream": tokens[-1], "consumer": None}
+    if tokens[0] == "CONSUMER" and len(tokens) >= 4:
+        return {"stream": tokens[2], "consumer": tokens[3]}
+    if tokens[0] == "CONSUMER" and len(tokens) == 3:
+        return {"stream": tokens[2], "consumer": None}
+    return {"stream": None, "consumer": None}
+
+
+def parse_reply(
+    msg: Msg, *, stream: str | None = None, consumer: str | None = None
+) -> dict[str, Any]:
+    """The JSON object of a JetStream reply, raising the mapped error for an error reply
+    (naming ``stream`` and ``consumer`` when given)."""
     try:
         data = json.loads(msg.data)
     except ValueError:
@@ -147,5 +166,5 @@ def parse_reply(msg: Msg) -> dict[str, Any]:
         raise JetStreamError(f"JetStream sent an unexpected reply: {msg.data[:200]!r}")
     error = data.get("error")
     if error is not None:
-        raise map_api_error(error)
+        raise map_api_error(error, stream=stream, consumer=consumer)
     return data

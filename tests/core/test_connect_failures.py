@@ -48,7 +48,6 @@ SEED_PUBLIC_KEY = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
 OTHER_SEED = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU"
 NKEY_CONFIG = f'authorization {{ users = [ {{ nkey: "{SEED_PUBLIC_KEY}" }} ] }}'
 AT_ONCE = 3.0  # seconds: far below the 10 s default connect_retry deadline
-NEEDS_WIRING = pytest.mark.xfail(reason="needs lead's connect wiring", strict=False)
 
 
 @dataclass
@@ -429,7 +428,6 @@ def test_unreadable_or_broken_tls_files_are_named(
 # -------------------------------------------------- waiting for the connect path's wiring
 
 
-@NEEDS_WIRING
 def test_refused_port_says_connection_refused() -> None:
     url = f"nats://127.0.0.1:{free_port()}"
     policy = syncmsg.RetryPolicy(attempts=None, deadline=1.0)
@@ -441,7 +439,6 @@ def test_refused_port_says_connection_refused() -> None:
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
-@NEEDS_WIRING
 def test_connect_timeout_bounds_the_whole_connect() -> None:
     url = f"nats://127.0.0.1:{free_port()}"  # the default connect_retry allows 10 s
     started = time.monotonic()
@@ -450,7 +447,6 @@ def test_connect_timeout_bounds_the_whole_connect() -> None:
     assert time.monotonic() - started < 2.5
 
 
-@NEEDS_WIRING
 def test_mtls_without_a_client_certificate_fails_at_once(
     nats_server_factory: Any, certs: Certs
 ) -> None:
@@ -465,7 +461,6 @@ def test_mtls_without_a_client_certificate_fails_at_once(
     assert elapsed < AT_ONCE and "requires a client certificate" in text
 
 
-@NEEDS_WIRING
 def test_tls_failure_messages_name_the_cause(nats_server_factory: Any, certs: Certs) -> None:
     server = nats_server_factory(
         jetstream=False, tls_cert=certs.server_cert, tls_key=certs.server_key
@@ -479,7 +474,6 @@ def test_tls_failure_messages_name_the_cause(nats_server_factory: Any, certs: Ce
     assert time.monotonic() - started < 1.0
 
 
-@NEEDS_WIRING
 def test_refused_credentials_keep_the_cause(nats_server_factory: Any) -> None:
     server = nats_server_factory(jetstream=False, user="alice", password="s3cret-pw")
     with pytest.raises(syncmsg.AuthorizationError) as info:

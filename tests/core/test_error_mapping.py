@@ -204,9 +204,6 @@ def test_retry_policies_never_retry_a_definite_refusal(refusal: BaseException) -
 # ---------------------------------------------- waiting for serve()'s and jetstream's wiring
 
 
-@pytest.mark.xfail(
-    reason="needs lead's wiring: serve() to use describe_remote_exception", strict=False
-)
 @pytest.mark.timeout(30)
 def test_remote_error_keeps_the_handler_exception_type(client: syncmsg.Client) -> None:
     def handler(msg: syncmsg.Msg) -> Any:
@@ -222,7 +219,6 @@ def test_remote_error_keeps_the_handler_exception_type(client: syncmsg.Client) -
         sub.unsubscribe()
 
 
-@pytest.mark.xfail(reason="needs lead's wiring: JetStream API calls to pass stream=", strict=False)
 @pytest.mark.timeout(30)
 def test_stream_not_found_from_the_server_names_the_stream(client: syncmsg.Client) -> None:
     with pytest.raises(syncmsg.StreamNotFoundError) as info:

@@ -215,7 +215,6 @@ def test_fuzzed_payloads(fuzzed: Fuzzed, data: Any) -> None:
 
 
 # Each on a client of its own: until the check is wired, the server drops the connection.
-@pytest.mark.xfail(reason="needs lead's connect wiring (check_publish)", strict=False)
 @pytest.mark.timeout(30)
 def test_subject_and_reply_that_do_not_fit_together_are_refused(client: syncmsg.Client) -> None:
     half = MAX_NAMES_BYTES // 2 + 100
@@ -223,7 +222,6 @@ def test_subject_and_reply_that_do_not_fit_together_are_refused(client: syncmsg.
         client.publish("s" * half, b"x", reply="r" * half)
 
 
-@pytest.mark.xfail(reason="needs lead's connect wiring (check_subscription)", strict=False)
 @pytest.mark.timeout(30)
 def test_subject_and_queue_that_do_not_fit_together_are_refused(client: syncmsg.Client) -> None:
     half = MAX_NAMES_BYTES // 2 + 100

@@ -21,7 +21,9 @@ def _runtime_imports(path: Path) -> set[str]:
     """Modules imported when ``path`` is imported: module level, outside TYPE_CHECKING."""
     tree = ast.parse(path.read_text())
     found: set[str] = set()
-    package = _module_name(path).rpartition(".")[0] if path.name != "__init__.py" else _module_name(path)
+    package = (
+        _module_name(path).rpartition(".")[0] if path.name != "__init__.py" else _module_name(path)
+    )
 
     def visit(nodes: list[ast.stmt]) -> None:
         for node in nodes:
