@@ -39,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from syncmsg._deadline import Deadline
 from syncmsg._errors import ConfigurationError, SyncMsgError
 from syncmsg.testing._binary import find_server_binary
 
@@ -194,22 +195,18 @@ def _read_info(
     return info if isinstance(info, dict) else None
 
 
-class _Deadline:
-    """A monotonic deadline with a short, growing poll interval."""
+class _Deadline(Deadline):
+    """The core's deadline, with a short, growing poll interval."""
+
+    __slots__ = ("_delay",)
 
     def __init__(self, timeout: float) -> None:
-        self._end = time.monotonic() + timeout
+        super().__init__(timeout)
         self._delay = 0.005
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - time.monotonic())
-
-    def expired(self) -> bool:
-        return time.monotonic() >= self._end
 
     def pause(self) -> None:
         """Wait a little before polling again (never past the deadline)."""
-        time.sleep(min(self._delay, self.remaining()))
+        time.sleep(min(self._delay, self.left()))
         self._delay = min(self._delay * 2, 0.1)
 
 
@@ -544,7 +541,7 @@ class NatsServer:
                         and not self._started_once
                         and (self._auto_port or self._auto_http)
                         and attempt < _PORT_ATTEMPTS
-                        and not deadline.expired()
+                        and not deadline.expired
                     ):
                         self._repick_ports()
                         continue
@@ -613,11 +610,11 @@ class NatsServer:
         probe_tls = self._probe_tls_context()
         while True:
             self._check_alive()
-            info = _read_info(host, self._port, min(0.5, deadline.remaining()), probe_tls)
+            info = _read_info(host, self._port, min(0.5, deadline.left()), probe_tls)
             if info is not None and self._is_our_info(info):
                 self._check_alive()
                 break
-            if deadline.expired():
+            if deadline.expired:
                 self._fail(f"did not accept connections on port {self._port} in time")
             deadline.pause()
         if not (check_health and self._http_port is not None):
@@ -626,11 +623,11 @@ class NatsServer:
         last = b""
         while True:
             self._check_alive()
-            status, body = _http_get(url, min(1.0, deadline.remaining()))
+            status, body = _http_get(url, min(1.0, deadline.left()))
             if status == 200:
                 return
             last = body or last
-            if deadline.expired():
+            if deadline.expired:
                 detail = last.decode(errors="replace").strip() or "no answer"
                 self._fail(f"/healthz did not report ok in time ({detail})")
             deadline.pause()
