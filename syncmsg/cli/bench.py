@@ -152,10 +152,14 @@ def _run_clients(
     return [r for r in results if r is not None], elapsed
 
 
-def _connect(timeout: float | None = None) -> syncmsg.Client:
-    config = build_config(settings())
+def _connect(config: syncmsg.Config) -> syncmsg.Client:
+    """A connected client (any thread: ``config`` was read on the main thread)."""
     client = syncmsg.Client(config)
-    client.connect(timeout or config.timeout)
+    try:
+        client.connect(config.timeout)
+    except BaseException:
+        client.close(timeout=1.0)
+        raise
     return client
 
 
@@ -180,6 +184,7 @@ _COMMON = [
     click.option(
         "--clients",
         type=click.IntRange(1, 64),
+        metavar="N",
         default=1,
         show_default=True,
         help="Concurrent clients, each its own connection.",
@@ -213,7 +218,13 @@ def bench() -> None:
     """
 
 
-@bench.command("pub", short_help="Publishing throughput (core NATS).")
+@bench.command(
+    "pub",
+    short_help="Publishing throughput (core NATS).",
+    epilog=examples(
+        "syncmsg bench pub", "syncmsg bench pub orders.test --msgs 1M --size 1KiB --clients 4"
+    ),
+)
 @_common
 def pub(subject: str | None, msgs: int, size: int, clients: int) -> int:
     """Publish MSGS messages of SIZE bytes from CLIENTS connections, then flush.
@@ -221,13 +232,14 @@ def pub(subject: str | None, msgs: int, size: int, clients: int) -> int:
     The time runs until the server has every message (the flush returned).
     """
     out = output()
+    config = build_config(settings())
     subject = _subject(subject, "pub")
     payload = os.urandom(size)
     shares = _split(msgs, clients)
     with out.progress(f"publishing to {subject}", msgs) as bar:
 
         def work(index: int, barrier: threading.Barrier) -> Result:
-            client = _connect()
+            client = _connect(config)
             try:
                 barrier.wait(timeout=60.0)
                 started = time.perf_counter()
@@ -282,7 +294,11 @@ class _Received:
         return True
 
 
-@bench.command("sub", short_help="Subscribing throughput, with its own publisher.")
+@bench.command(
+    "sub",
+    short_help="Subscribing throughput, with its own publisher.",
+    epilog=examples("syncmsg bench sub", "syncmsg bench sub --msgs 500k --clients 4 --json"),
+)
 @_common
 def sub(subject: str | None, msgs: int, size: int, clients: int) -> int:
     """Start CLIENTS subscribers, publish MSGS messages of SIZE bytes on another
@@ -291,14 +307,15 @@ def sub(subject: str | None, msgs: int, size: int, clients: int) -> int:
     Every subscriber receives every message; the total row counts them all.
     """
     out = output()
+    config = build_config(settings())
     subject = _subject(subject, "sub")
     payload = os.urandom(size)
     subscribers: list[tuple[syncmsg.Client, _Received]] = []
-    publisher = _connect()
+    publisher = _connect(config)
     with out.progress(f"receiving from {subject}", msgs * clients) as bar:
         try:
             for _ in range(clients):
-                client = _connect()
+                client = _connect(config)
                 received = _Received(msgs, bar)
                 subscribers.append((client, received))
                 client.subscribe(
@@ -336,7 +353,14 @@ def sub(subject: str | None, msgs: int, size: int, clients: int) -> int:
     return EXIT_OK
 
 
-@bench.command("req", short_help="Request/reply rate and latency, with its own responder.")
+@bench.command(
+    "req",
+    short_help="Request/reply rate and latency, with its own responder.",
+    epilog=examples(
+        "syncmsg bench req --msgs 10k --clients 8",
+        "syncmsg bench req time.now --no-responder --msgs 1k   # a running service",
+    ),
+)
 @_common
 @click.option(
     "--responder/--no-responder",
@@ -349,12 +373,13 @@ def req(subject: str | None, msgs: int, size: int, clients: int, responder: bool
     to an echo responder, and report the rate and the round-trip latency percentiles.
     """
     out = output()
+    config = build_config(settings())
     if not responder and not subject:
         raise CommandFailed("--no-responder needs the SUBJECT of a running service", 2)
     subject = _subject(subject, "req")
     payload = os.urandom(size)
     shares = _split(msgs, clients)
-    service_client = _connect() if responder else None
+    service_client = _connect(config) if responder else None
     try:
         if service_client is not None:
             service_client.serve(subject, lambda msg: msg.data, workers=clients)
@@ -362,7 +387,7 @@ def req(subject: str | None, msgs: int, size: int, clients: int, responder: bool
         with out.progress(f"requests on {subject}", msgs) as bar:
 
             def work(index: int, barrier: threading.Barrier) -> Result:
-                client = _connect()
+                client = _connect(config)
                 latencies: list[float] = []
                 try:
                     barrier.wait(timeout=60.0)
@@ -390,7 +415,13 @@ def req(subject: str | None, msgs: int, size: int, clients: int, responder: bool
     return EXIT_OK
 
 
-@bench.command("js", short_help="JetStream: publish with acks, then consume with acks.")
+@bench.command(
+    "js",
+    short_help="JetStream: publish with acks, then consume with acks.",
+    epilog=examples(
+        "syncmsg bench js", "syncmsg bench js --msgs 100k --size 1KiB --storage file --sync"
+    ),
+)
 @_common
 @click.option(
     "--storage",
@@ -412,11 +443,12 @@ def js(
     from syncmsg.jetstream import StorageType, StreamSpec
 
     out = output()
+    config = build_config(settings())
     subject = _subject(subject, "js")
     stream = f"SYNCMSG_BENCH_{uuid.uuid4().hex[:8].upper()}"
     payload = os.urandom(size)
     shares = _split(msgs, clients)
-    admin = _connect()
+    admin = _connect(config)
     try:
         admin.jetstream().ensure_stream(
             StreamSpec(name=stream, subjects=[subject], storage=StorageType(storage))
@@ -424,7 +456,7 @@ def js(
         with out.progress(f"storing in {stream}", msgs) as bar:
 
             def work(index: int, barrier: threading.Barrier) -> Result:
-                client = _connect()
+                client = _connect(config)
                 try:
                     jetstream = client.jetstream()
                     barrier.wait(timeout=60.0)

@@ -121,7 +121,11 @@ def add(name: str, description: str | None, select_it: bool, replace: bool) -> i
     return EXIT_OK
 
 
-@context.command("ls", short_help="List the saved contexts.")
+@context.command(
+    "ls",
+    short_help="List the saved contexts.",
+    epilog=examples("syncmsg context ls", "syncmsg context ls --json | jq -r .name"),
+)
 def ls() -> int:
     """List the saved contexts; the selected one is marked with '*'."""
     out = output()
@@ -148,7 +152,11 @@ def ls() -> int:
     return EXIT_OK
 
 
-@context.command("select", short_help="Choose the context that commands use.")
+@context.command(
+    "select",
+    short_help="Choose the context that commands use.",
+    epilog=examples("syncmsg context select prod", "syncmsg context select --none"),
+)
 @click.argument("name", required=False)
 @click.option("--none", "clear", is_flag=True, help="Select no context.")
 def select(name: str | None, clear: bool) -> int:
@@ -165,7 +173,11 @@ def select(name: str | None, clear: bool) -> int:
     return EXIT_OK
 
 
-@context.command("show", short_help="Show a context (secrets masked).")
+@context.command(
+    "show",
+    short_help="Show a context (secrets masked).",
+    epilog=examples("syncmsg context show", "syncmsg context show prod --json"),
+)
 @click.argument("name", required=False)
 def show(name: str | None) -> int:
     """Show context NAME (default: the one in use), with passwords and tokens masked."""
@@ -190,7 +202,9 @@ def show(name: str | None) -> int:
     return EXIT_OK
 
 
-@context.command("rm", short_help="Delete a saved context.")
+@context.command(
+    "rm", short_help="Delete a saved context.", epilog=examples("syncmsg context rm old")
+)
 @click.argument("name")
 def rm(name: str) -> int:
     """Delete context NAME (if it was selected, no context is selected any more)."""

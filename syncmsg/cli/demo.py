@@ -110,6 +110,7 @@ def _demo_server(state: Settings) -> Iterator[tuple[str | None, bool]]:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
+    metavar="N",
     default=4,
     show_default=True,
     help="Worker threads of the subscriptions.",
@@ -170,7 +171,7 @@ def _pubsub(client: syncmsg.Client, out: Output, count: int, workers: int) -> li
     handled = _Counter()
     window = in_flight_window(client.config.pending_msgs_limit)
     pauses = 0
-    with out.progress(f"publishing to {_SUBJECTS}, handling on {workers} threads", count) as bar:
+    with out.progress(f"pub/sub on {workers} threads", count) as bar:
 
         def on_order(msg: syncmsg.Msg) -> None:  # on a worker thread
             handled.add()
@@ -231,8 +232,9 @@ def _pubsub(client: syncmsg.Client, out: Output, count: int, workers: int) -> li
         )
     if dropped:
         reasons.append(
-            f"{_plural(dropped, 'message')} dropped by the client as a slow consumer "
-            f"(the subscription buffers {format_count(client.config.pending_msgs_limit)})"
+            f"{_plural(dropped, 'message')} dropped by the client as a slow consumer (the "
+            f"workers fell behind and the subscription's buffer of "
+            f"{format_count(client.config.pending_msgs_limit)} messages overflowed)"
         )
     if missing - dropped - (count - published) > 0:
         reasons.append(

@@ -34,19 +34,34 @@ def default_store_dir() -> Path:
         "syncmsg server --store-dir ./data --http-port 8222",
     ),
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    metavar="PORT",
     help="Client port (0: a free one).",
-)  # fmt: skip
-@click.option("--http-port", type=click.IntRange(0, 65535), help="Monitoring port (default: off).")
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Monitoring port (default: off).",
+)
 @click.option(
     "--store-dir",
     type=click.Path(file_okay=False),
     help="JetStream store, kept across runs. [default: $XDG_DATA_HOME/syncmsg/nats-server]",
 )
 @click.option("--no-jetstream", is_flag=True, help="Core NATS only.")
-@click.option("--name", help="Server name.")
+@click.option("--name", metavar="NAME", help="Server name.")
 def server(
     host: str,
     port: int,

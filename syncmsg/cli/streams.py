@@ -148,7 +148,9 @@ def _split_subjects(values: Iterable[str]) -> tuple[str, ...]:
     type=click.Choice(["old", "new"]),
     help="At a limit, drop old messages or refuse new ones. [default: old]",
 )
-@click.option("--replicas", type=click.IntRange(1, 5), help="Copies in a cluster. [default: 1]")
+@click.option(
+    "--replicas", type=click.IntRange(1, 5), metavar="N", help="Copies in a cluster. [default: 1]"
+)
 @click.option("--max-age", type=DURATION, help="Drop messages older than this, e.g. 7d, 12h.")
 @click.option("--max-bytes", type=SIZE, help="Size limit, e.g. 1GiB, 512M.")
 @click.option("--max-msgs", type=_LIMIT, help="Message limit, e.g. 1M.")
@@ -231,7 +233,7 @@ def _summary(info: Any) -> dict[str, Any]:
     short_help="List streams.",
     epilog=examples("syncmsg streams ls", "syncmsg streams ls --subject orders.created --json"),
 )
-@click.option("--subject", help="Only streams capturing this subject.")
+@click.option("--subject", metavar="SUBJECT", help="Only streams capturing this subject.")
 def ls(subject: str | None) -> int:
     """List the streams: name, messages, size, consumers and subjects.
 

@@ -13,6 +13,7 @@ from _cli_helpers import Running, assert_one_line_error, json_lines, run
 import syncmsg
 from syncmsg.cli import main
 from syncmsg.jetstream import StreamSpec
+from syncmsg.testing import wait_until
 
 
 def _unique(prefix: str) -> str:
@@ -21,7 +22,7 @@ def _unique(prefix: str) -> str:
 
 def test_pub_and_sub(nats_url: str) -> None:
     subject = _unique("cli.sub.")
-    sub = Running(nats_url, "sub", subject, "--count", "3", "--json", "--wait", "30")
+    sub = Running(nats_url, "sub", subject, "--count", "3", "--json", "--wait", "30s", "--progress")
     try:
         sub.wait_for_stderr("listening on")
         first = run(nats_url, "pub", subject, "one", "-H", "Trace: abc")
@@ -36,6 +37,11 @@ def test_pub_and_sub(nats_url: str) -> None:
         sub.close()
     lines = [json.loads(line) for line in sub.out_lines]
     assert [line["data"] for line in lines] == ["one", "n=1", "n=2"]
+    wait_until(
+        lambda: any(
+            line.startswith(f"receiving from {subject}: 3/3 msgs in ") for line in sub.err_lines
+        )
+    )
     assert lines[0]["headers"] == {"Trace": "abc"}
     assert {line["subject"] for line in lines} == {subject}
 
