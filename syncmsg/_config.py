@@ -60,6 +60,9 @@ class Config(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_hostname: str | None = None
+    tls_handshake_first: bool = Field(
+        False, description="Start TLS before the server's INFO (server tls handshake_first)."
+    )
 
     timeout: float = Field(5.0, gt=0, description="Default timeout of every blocking call.")
     connect_timeout: float = Field(5.0, gt=0, description="Timeout of one connection attempt.")
@@ -191,4 +194,6 @@ class Config(BaseSettings):
             options["tls"] = context
             if self.tls_hostname:
                 options["tls_hostname"] = self.tls_hostname
+        if self.tls_handshake_first:
+            options["tls_handshake_first"] = True
         return options

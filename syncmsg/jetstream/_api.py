@@ -1,9 +1,10 @@
-"""Requests to the JetStream API, sent over the client's fast request path.
+"""Requests to the JetStream API, sent with the client's ``request``.
 
-Threading: everything here runs on the calling thread. A request is a ``PUB`` appended to the
-client's outbound queue plus a wait on a ``threading.Event`` that the loop thread sets when
-the reply arrives; no coroutine is handed to the loop. Replies are JSON parsed here, and an
-``{"error": {...}}`` reply is raised through :func:`syncmsg._errors.map_api_error`.
+Threading: everything here runs on the calling thread (never the loop's: ``request``
+refuses that). A request is a ``PUB`` appended to the client's outbound queue plus a wait
+for the reply mux to hand the answer back; no coroutine is handed to the loop. Replies are
+JSON parsed here, and an ``{"error": {...}}`` reply is raised through
+:func:`syncmsg._errors.map_api_error`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from syncmsg._codec import pub_command
 from syncmsg._errors import (
     ConnectionClosedError,
     JetStreamError,
-    LoopThreadError,
     NatsConnectionError,
     NoRespondersError,
     TimeoutError,
@@ -126,20 +125,10 @@ class ApiClient:
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         wait = self.timeout if timeout is None else timeout
         client = self.client
-        runtime = client._runtime
-        if runtime is not None and runtime.in_loop_thread():
-            raise LoopThreadError("JetStream calls block and cannot run on the event loop thread")
 
         def once(left: float | None) -> dict[str, Any]:
-            conn = client._live()
             limit = wait if left is None else min(wait, left)
-            reply, waiter = conn.new_reply()
-            try:
-                conn.enqueue(pub_command(subject, reply, payload, None))
-            except BaseException:
-                conn.forget_reply(reply)
-                raise
-            return parse_reply(conn.await_reply(reply, waiter, limit, subject))
+            return parse_reply(client.request(subject, payload, timeout=limit))
 
         if not idempotent:
             return once(None)
