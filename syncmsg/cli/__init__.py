@@ -33,9 +33,9 @@ Adding a command group (say ``kv``) takes one new module and one line:
 
 1. ``syncmsg/cli/kv.py``::
 
-       import click
        from syncmsg.cli._app import app, examples, output, settings
        from syncmsg.cli._connect import connected
+       from syncmsg.cli._output import Column
 
        @app.group("kv", short_help="Key-value buckets.", epilog=examples("syncmsg kv ls"))
        def kv() -> None:

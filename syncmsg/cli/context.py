@@ -29,7 +29,6 @@ _FROM_SETTINGS = {
     "tlskey": "key",
     "tlsca": "ca",
 }
-_PATH_KEYS = ("creds", "nkey", "cert", "key", "ca")
 
 
 @app.group(
@@ -60,9 +59,6 @@ def _from_settings(state: Settings) -> dict[str, str]:
         value = getattr(state, attribute)
         if value is not None:
             values[key] = str(value)
-    for key in _PATH_KEYS:
-        if key in values:
-            values[key] = str(click.format_filename(values[key]))
     return values
 
 

@@ -203,6 +203,7 @@ def _pubsub(client: syncmsg.Client, out: Output, count: int, workers: int) -> li
         "published": published,
         "handled": done,
         "dropped": dropped,
+        "workers": workers,
         "worker_threads": sorted(handled.threads),
         "window": window,
         "pauses": pauses,
@@ -215,13 +216,14 @@ def _pubsub(client: syncmsg.Client, out: Output, count: int, workers: int) -> li
         else ""
     )
     if done == count:
-        workers_did = (
-            f"{_plural(threads, 'worker thread')} handled {'it' if count == 1 else 'them'}"
-        )
+        # One thread may keep up with a small count alone; say so rather than claim all did.
+        needed = f" (only {threads} of them took part)" if threads < min(workers, count) else ""
+        them = "it" if count == 1 else "them"
         out.emit(
             fields,
-            f"published {_plural(count, 'message')} to {_SUBJECTS}; {workers_did} in "
-            f"{format_duration(elapsed)}{paced}",
+            f"published {_plural(count, 'message')} to {_SUBJECTS}; "
+            f"{_plural(workers, 'worker thread')} handled {them} in "
+            f"{format_duration(elapsed)}{needed}{paced}",
         )
         return []
     missing = count - done
