@@ -56,6 +56,12 @@ Adding a command group (say ``kv``) takes one new module and one line:
 2. Add ``kv`` to the import of command modules in ``syncmsg/cli/_main.py``: importing a
    module registers its commands.
 
+Long work shows progress with ``with output().progress("uploading", total=size,
+unit="bytes") as bar: bar.advance(len(chunk))`` (see ``_progress.py``). A subcommand of an
+existing group (``streams rm``) is one more ``@streams.command(...)`` in its module.
+tests/cli/test_cli_help.py walks every registered command: each needs a ``short_help``
+ending in a full stop, a docstring, an ``examples(...)`` epilog and help on every option.
+
 Threading: commands run on the main thread (see each module for its workers).
 """
 
