@@ -102,8 +102,10 @@ class GlobalOption(click.Option):
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    if value is None or value is False or param.name is None:
-        return  # not given here: keep what an earlier position on the line said
+    """Store an option given on the command line (not a default: an option given before
+    the subcommand must survive the subcommand's own copy of it, left at its default)."""
+    if param.name is None:  # pragma: no cover - every global option has a name
+        return
     if ctx.get_parameter_source(param.name) is not click.core.ParameterSource.COMMANDLINE:
         return
     setattr(ctx.find_root().ensure_object(Settings), param.name, value)

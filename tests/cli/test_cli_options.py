@@ -171,3 +171,36 @@ def test_version(capsys: Any) -> None:
     assert capsys.readouterr().out == f"syncmsg {syncmsg.__version__}\n"
     result = run(None, "--version")
     assert (result.returncode, result.stdout) == (0, f"syncmsg {syncmsg.__version__}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "progress", "quiet", "as_json"),
+    [
+        (["health"], None, False, False),
+        (["--no-progress", "health"], False, False, False),
+        (["health", "--progress"], True, False, False),
+        (["--progress", "health", "--no-progress"], False, False, False),
+        (["-q", "--json", "health"], None, True, True),
+    ],
+)
+def test_flags_given_anywhere_are_kept(
+    argv: list[str],
+    progress: bool | None,
+    quiet: bool,
+    as_json: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from syncmsg.cli import health
+
+    seen: list[Settings] = []
+
+    def record(*args: Any, **kwargs: Any) -> int:
+        from syncmsg.cli._app import settings
+
+        seen.append(settings())
+        return 0
+
+    monkeypatch.setattr(health.health, "callback", record)
+    assert main(argv) == 0
+    (state,) = seen
+    assert (state.progress, state.quiet, state.json) == (progress, quiet, as_json)
