@@ -39,6 +39,13 @@ def test_large_count_applies_back_pressure(
     arrived': nothing held the publisher back. A small subscription buffer stands in for
     the large count here (the window is half the buffer), to keep the test quick."""
     monkeypatch.setenv("NATS_PENDING_MSGS_LIMIT", "1000")
+    real_add = demo_command._Counter.add
+
+    def slower_add(self: Any) -> None:  # handlers slower than publishing, on any machine
+        time.sleep(0.0001)
+        real_add(self)
+
+    monkeypatch.setattr(demo_command._Counter, "add", slower_add)
     assert main(["demo", "--count", "10k", "-s", nats_url, "--json"]) == 0
     events = {event["event"]: event for event in _json(capsys.readouterr().out)}
     pubsub = events["pubsub"]
