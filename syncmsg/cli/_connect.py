@@ -20,7 +20,6 @@ from typing import Any
 import syncmsg
 from syncmsg.cli._app import Settings
 from syncmsg.cli._contexts import ContextStore
-from syncmsg.cli._exit import EXIT_USAGE, CommandFailed
 
 __all__ = ["active_context", "build_config", "connected", "server_configured"]
 
@@ -53,20 +52,6 @@ def _env_sets(field: str) -> bool:
     return any(key.upper() == wanted for key in os.environ)
 
 
-def read_nkey_seed(path: str) -> str:
-    """The NKey seed in the file at ``path`` (its first line starting with ``S``)."""
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CommandFailed(
-            f"cannot read the NKey file {path}: {exc.strerror}", EXIT_USAGE
-        ) from None
-    for line in text.splitlines():
-        if line.strip().startswith("S"):
-            return line.strip()
-    raise CommandFailed(f"no NKey seed (a line starting with S) in {path}", EXIT_USAGE)
-
-
 def server_configured(state: Settings) -> bool:
     """Whether a server was named: by ``--server``, ``NATS_URL`` or the active context."""
     if state.server or _env_sets("url"):
@@ -80,14 +65,14 @@ def build_config(state: Settings, **overrides: Any) -> syncmsg.Config:
     for key, value in active_context(state)[1].items():
         field = _CONTEXT_TO_CONFIG.get(key)
         if field is not None and not _env_sets(field):
-            options[field] = read_nkey_seed(value) if key == "nkey" else value
+            options[field] = value
     flags = {
         "url": state.server,
         "user": state.user,
         "password": state.password,
         "token": state.token,
         "creds": state.creds,
-        "nkey_seed": read_nkey_seed(state.nkey) if state.nkey else None,
+        "nkey_seed": state.nkey,  # a seed file's path: Config reads it, as `nats --nkey`
         "tls_cert": state.tlscert,
         "tls_key": state.tlskey,
         "tls_ca": state.tlsca,

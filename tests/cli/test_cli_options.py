@@ -13,8 +13,7 @@ from _cli_helpers import assert_one_line_error, json_lines, run
 import syncmsg
 from syncmsg.cli import main
 from syncmsg.cli._app import Settings
-from syncmsg.cli._connect import build_config, read_nkey_seed
-from syncmsg.cli._exit import CommandFailed
+from syncmsg.cli._connect import build_config
 
 
 def _unique(prefix: str) -> str:
@@ -138,19 +137,22 @@ def test_mutual_tls(tmp_path: Path, nats_server_factory: Any, capsys: Any) -> No
 
 
 def test_nkey_and_creds_options(tmp_path: Path) -> None:
-    seed = "SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU"
+    from syncmsg.testing import JwtOperator
+
+    user = JwtOperator(directory=tmp_path).account("APP").user("cli")
     seed_file = tmp_path / "user.nk"
-    seed_file.write_text(f"# my user\n{seed}\n")
-    config = build_config(Settings(nkey=str(seed_file), creds=str(tmp_path / "x.creds")))
-    assert config.nkey_seed is not None and config.nkey_seed.get_secret_value() == seed
-    assert config.creds == tmp_path / "x.creds"
-    assert seed not in repr(config)
+    seed_file.write_text(f"{user.seed}\n")
+    config = build_config(Settings(nkey=str(seed_file), creds=str(user.creds_file)))
+    assert config.nkey_seed is not None and config.nkey_seed.get_secret_value() == str(seed_file)
+    assert config.nats_options()["nkeys_seed"] == str(seed_file)
+    assert config.creds == user.creds_file
+    assert user.seed not in repr(config)
     empty = tmp_path / "empty.nk"
     empty.write_text("nothing here\n")
-    with pytest.raises(CommandFailed, match="no NKey seed"):
-        read_nkey_seed(str(empty))
-    with pytest.raises(CommandFailed, match="cannot read the NKey file"):
-        read_nkey_seed(str(tmp_path / "missing.nk"))
+    with pytest.raises(syncmsg.ConfigurationError, match=r"empty\.nk"):
+        build_config(Settings(nkey=str(empty)))
+    with pytest.raises(syncmsg.ConfigurationError, match=r"missing\.nk"):
+        build_config(Settings(nkey=str(tmp_path / "missing.nk")))
 
 
 def test_settings_never_show_secrets() -> None:
