@@ -77,6 +77,7 @@ from syncmsg._types import ErrorCallback, StatusCallback
 
 if TYPE_CHECKING:
     from syncmsg.jetstream import JetStream
+    from syncmsg.services import Service
 
 __all__ = ["Client", "ClientState", "connect"]
 
@@ -596,6 +597,15 @@ class Client:
         if self._js is None:
             self._js = JetStream(self)
         return self._js
+
+    # ================================================================ services
+    def add_service(self, name: str, *, version: str, **options: Any) -> Service:
+        """Start a NATS micro service (ADR-32) on this connection; see
+        :func:`syncmsg.services.add_service` for ``description``, ``metadata``,
+        ``queue_group`` (``"q"``), ``workers`` (8) and ``stats_handler``."""
+        from syncmsg.services import add_service
+
+        return add_service(self, name, version=version, **options)
 
     # ================================================================ observability
     def health(self, timeout: float | None = None) -> dict[str, Any]:
