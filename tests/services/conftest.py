@@ -8,10 +8,8 @@ The peer is the other implementation, tested in the same run: raw nats-py and it
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -21,13 +19,6 @@ import pytest
 import syncmsg
 
 T = TypeVar("T")
-SCHEMAS = Path(__file__).parent / "schemas"
-
-
-def load_schema(response_type: str) -> dict[str, Any]:
-    """The vendored ADR-32 schema of ``ping_response``, ``info_response`` or ``stats_response``."""
-    schema: dict[str, Any] = json.loads((SCHEMAS / f"{response_type}.json").read_text("utf-8"))
-    return schema
 
 
 class Peer:
