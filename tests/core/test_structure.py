@@ -1,10 +1,13 @@
-"""The layering, read from the source: no import circles, the core never imports JetStream,
-and JetStream uses no private member of Client or Connection."""
+"""The layering, read from the source: no import circles, the core never imports the layers
+above it (JetStream, services), and those layers use no private member of Client or
+Connection."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 import syncmsg
 
@@ -52,10 +55,15 @@ def _all_modules() -> dict[str, Path]:
     return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
-def test_the_core_never_imports_jetstream() -> None:
+#: Layers built on the core's public API only.
+LAYERS = ("jetstream", "services")
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_core_never_imports_a_layer(layer: str) -> None:
     for path in CORE:
         imported = _runtime_imports(path)
-        assert not {m for m in imported if m.startswith("syncmsg.jetstream")}, path.name
+        assert not {m for m in imported if m.startswith(f"syncmsg.{layer}")}, path.name
 
 
 def test_there_are_no_import_circles() -> None:
@@ -102,7 +110,7 @@ def _private_members(path: Path, class_name: str) -> set[str]:
 
 
 def _own_members(paths: list[Path]) -> set[str]:
-    """Names the JetStream layer defines itself (or inherits from the core's subscription
+    """Names the layer defines itself (or inherits from the core's subscription
     base class, whose protected members are meant for subclasses)."""
     names: set[str] = set()
     for path in paths:
@@ -114,14 +122,15 @@ def _own_members(paths: list[Path]) -> set[str]:
     return names
 
 
-def test_jetstream_uses_no_private_member_of_client_or_connection() -> None:
+@pytest.mark.parametrize("layer", LAYERS)
+def test_a_layer_uses_no_private_member_of_client_or_connection(layer: str) -> None:
     private = _private_members(PACKAGE / "_client.py", "Client") | _private_members(
         PACKAGE / "_connection.py", "Connection"
     )
-    layer = sorted((PACKAGE / "jetstream").rglob("*.py"))
-    allowed = _own_members([*layer, PACKAGE / "_subscription.py", PACKAGE / "_msg.py"])
+    paths = sorted((PACKAGE / layer).rglob("*.py"))
+    allowed = _own_members([*paths, PACKAGE / "_subscription.py", PACKAGE / "_msg.py"])
     offenders: list[str] = []
-    for path in layer:
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in private - allowed:
                 offenders.append(f"{path.name}:{node.lineno} .{node.attr}")
