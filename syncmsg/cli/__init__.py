@@ -10,6 +10,7 @@
     syncmsg streams ensure ORDERS --subjects 'orders.>' --max-age 7d --max-bytes 1GiB
     syncmsg context add prod -s nats://prod:4222 --creds ~/prod.creds --select
     syncmsg bench pub|sub|req|js
+    syncmsg services ls|info|stats                   # NATS micro services (ADR-32)
     syncmsg demo
 
 It needs the ``cli`` extra (click, rich, PyYAML, platformdirs); ``import syncmsg`` never
@@ -27,7 +28,7 @@ Layout: one module per command group, plus shared private helpers:
 * ``_exit.py``: exit codes and the error -> exit code table;
 * ``_contexts.py``: the saved contexts' storage; ``_messages.py``: payloads and headers;
 * commands: ``server``, ``demo``, ``pub``, ``sub``, ``req`` (req, reply), ``streams``,
-  ``health``, ``context``, ``bench``.
+  ``health``, ``context``, ``bench``, ``services``.
 
 Adding a command group (say ``kv``) takes one new module and one line:
 

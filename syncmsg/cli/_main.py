@@ -11,6 +11,7 @@ from syncmsg.cli import (  # noqa: F401  (imported for their commands)
     pub,
     req,
     server,
+    services,
     streams,
     sub,
 )
