@@ -21,13 +21,18 @@ dict (every key optional; the ``NATS_*`` environment fills in the rest)::
 Durable handlers go in each app's ``handlers.py`` and run under
 ``python manage.py syncmsg_worker``::
 
-    from syncmsg.django import event_handler, handler
+    from syncmsg.django import event_handler, handler, service
 
     @event_handler("task.created")
     def on_created(event): ...
 
     @handler("orders.>", durable="billing-orders")
     def on_order(msg): ...
+
+    billing = service("billing", version="1.0.0")   # a NATS micro service (syncmsg.services)
+
+    @billing.endpoint("charge")
+    def charge(request): ...
 
 See docs/django.md. Threading: every function here may be called from any thread; the
 client is created once per process (again after ``fork()``), lazily, under a lock.
@@ -52,15 +57,18 @@ from syncmsg.django._process import (
 from syncmsg.django._registry import (
     DurableHandler,
     EventHandler,
+    ServiceEntry,
     autodiscover,
     event_handler,
     handler,
     registered_handlers,
+    service,
 )
 
 __all__ = [
     "DurableHandler",
     "EventHandler",
+    "ServiceEntry",
     "autodiscover",
     "close_client",
     "current_client",
@@ -77,4 +85,5 @@ __all__ = [
     "publish_task_event_on_commit",
     "publish_workflow_event_on_commit",
     "registered_handlers",
+    "service",
 ]

@@ -1,4 +1,5 @@
-"""Handlers registered with :func:`handler` and :func:`event_handler`, for the worker.
+"""Handlers registered with :func:`handler` and :func:`event_handler`, and services
+declared with :func:`service`, for the worker.
 
 Decorate functions in an app's ``handlers.py``; ``manage.py syncmsg_worker`` imports the
 ``handlers`` module of every installed app (as the admin does with ``admin.py``) and runs
@@ -14,18 +15,23 @@ import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from syncmsg._subjects import check_publish_subject, check_subscribe_subject, check_token
 from syncmsg.jetstream import DeliverPolicy
 
+if TYPE_CHECKING:
+    from syncmsg.services import ServiceSpec, StatsHandler
+
 __all__ = [
     "DurableHandler",
     "EventHandler",
+    "ServiceEntry",
     "autodiscover",
     "event_handler",
     "handler",
     "registered_handlers",
+    "service",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +84,25 @@ class EventHandler:
         return ("event", self.name, self.family, self.event_type)
 
 
-AnyHandler = DurableHandler | EventHandler
+@dataclasses.dataclass(frozen=True)
+class ServiceEntry:
+    """A NATS micro service the worker starts (see :func:`service`)."""
+
+    spec: ServiceSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def describe(self) -> str:
+        subjects = ", ".join(e.subject or e.name for e in self.spec.endpoints) or "no endpoints"
+        return f"service {self.spec.name} {self.spec.config.version}: {subjects}"
+
+    def key(self) -> tuple[str, ...]:
+        return ("service", self.spec.name)
+
+
+AnyHandler = DurableHandler | EventHandler | ServiceEntry
 
 _lock = threading.Lock()
 _handlers: list[AnyHandler] = []
@@ -215,6 +239,47 @@ def event_handler(event_type: object, *, family: str | None = None) -> Callable[
     return register
 
 
+def service(
+    name: str,
+    *,
+    version: str,
+    description: str = "",
+    metadata: dict[str, str] | None = None,
+    queue_group: str | None = "q",
+    workers: int = 8,
+    stats_handler: StatsHandler | None = None,
+) -> ServiceSpec:
+    """Declare a NATS micro service (:mod:`syncmsg.services`) that the worker runs next to
+    the durable consumers; declare its endpoints with the returned spec's ``endpoint``
+    decorator. The arguments are those of :func:`syncmsg.services.add_service`; each
+    handler call gets fresh database connections, as a request does::
+
+        from syncmsg.django import service
+
+        billing = service("billing", version="1.2.0", description="Charges")
+
+        @billing.endpoint("charge", request_model=Charge)
+        def charge(request):
+            return {"receipt": Payment.objects.create(**request.parse().model_dump()).pk}
+
+    Every worker process runs one instance; the instances share the requests (queue group
+    ``"q"``). Declaring the same name again (a module imported twice) replaces it.
+    """
+    from syncmsg.services import ServiceSpec
+
+    spec = ServiceSpec(
+        name,
+        version=version,
+        description=description,
+        metadata=metadata,
+        queue_group=queue_group,
+        workers=workers,
+        stats_handler=stats_handler,
+    )
+    _register(ServiceEntry(spec))
+    return spec
+
+
 def registered_handlers() -> tuple[AnyHandler, ...]:
     """Everything registered so far, in registration order."""
     with _lock:
@@ -224,7 +289,7 @@ def registered_handlers() -> tuple[AnyHandler, ...]:
 def unregister(func: Callable[..., Any]) -> None:
     """Forget every registration of ``func`` (for tests)."""
     with _lock:
-        _handlers[:] = [entry for entry in _handlers if entry.func is not func]
+        _handlers[:] = [entry for entry in _handlers if getattr(entry, "func", None) is not func]
 
 
 def autodiscover(module: str = "handlers") -> tuple[AnyHandler, ...]:

@@ -3,7 +3,9 @@
 :class:`Worker` subscribes every registered handler (see :mod:`syncmsg.django._registry`):
 each :func:`~syncmsg.django.handler` gets its durable JetStream consumer, and the
 :func:`~syncmsg.django.event_handler` functions share one
-:class:`~syncmsg.events.EventSubscriber` (one durable consumer per event family).
+:class:`~syncmsg.events.EventSubscriber` (one durable consumer per event family), and
+each :func:`~syncmsg.django.service` is started as a NATS micro service
+(:mod:`syncmsg.services`), its handlers wrapped like the others.
 
 Threading: :meth:`Worker.start`, :meth:`Worker.wait` and :meth:`Worker.stop` run on the
 caller's thread (the command's main thread). Handlers run on syncmsg's worker threads
@@ -14,7 +16,8 @@ closed after (:func:`django.db.close_old_connections`, which honours ``CONN_MAX_
 Stopping (:meth:`Worker.stop`): every consumer stops asking for messages; messages the
 server sends after that are given back at once (nak); the messages already in hand are
 handled and acked; then the subscriptions end, all under one deadline. A message whose
-handler has not finished by then is not acked and comes back after ``ack_wait``.
+handler has not finished by then is not acked and comes back after ``ack_wait``. Services
+stop at the same time: they drain, answering the requests they hold (``Service.stop``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from syncmsg._client import Client
 from syncmsg._errors import SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg.django import conf
-from syncmsg.django._registry import AnyHandler, DurableHandler, EventHandler
+from syncmsg.django._registry import AnyHandler, DurableHandler, EventHandler, ServiceEntry
 from syncmsg.jetstream import JetStream, JetStreamSubscription
 
 __all__ = ["Worker", "django_call"]
@@ -101,6 +104,7 @@ class Worker:
         self._jetstream = jetstream
         self._subs: list[Any] = []  # JetStreamSubscription
         self._events: Any = None  # EventSubscriber
+        self._services: list[Any] = []  # syncmsg.services.Service
         self._started = False
         self._lock = threading.Lock()
 
@@ -152,6 +156,11 @@ class Worker:
                 log.info("syncmsg: worker consuming %s", entry.describe())
             if events:
                 self._events = self._event_subscriber(client, js, events, options, service, timeout)
+            for declared in (h for h in self.handlers if isinstance(h, ServiceEntry)):
+                self._services.append(
+                    declared.spec.start(client, wrap=django_call, timeout=timeout)
+                )
+                log.info("syncmsg: worker running %s", declared.describe())
         except BaseException:
             self.stop(timeout or 5.0)
             raise
@@ -196,6 +205,10 @@ class Worker:
             subs.extend(self._events.subscriptions.values())
         return subs
 
+    def services(self) -> list[Any]:
+        """Every running service (:class:`syncmsg.services.Service`)."""
+        return list(self._services)
+
     def stats(self) -> dict[str, Any]:
         """Per-subscription counters (handled, acked, nakked, redelivered, ...)."""
         return {f"{sub.stream}/{sub.durable}": sub.stats() for sub in self.subscriptions()}
@@ -226,12 +239,22 @@ class Worker:
             except SyncMsgError as exc:
                 failures.append(str(exc))
 
+        def stop_service(svc: Any) -> None:
+            if not svc.stop(max(deadline - time.monotonic(), 0.001)):
+                failures.append(f"service {svc.name!r} did not answer every request in hand")
+
         # Every consumer stops pulling at once; then each finishes what it holds.
         threads = [
             threading.Thread(
                 target=drain, args=(sub,), name=f"syncmsg-stop-{sub.durable}", daemon=True
             )
             for sub in self.subscriptions()
+        ]
+        threads += [
+            threading.Thread(
+                target=stop_service, args=(svc,), name=f"syncmsg-stop-{svc.name}", daemon=True
+            )
+            for svc in self._services
         ]
         for thread in threads:
             thread.start()
@@ -244,6 +267,7 @@ class Worker:
             self._events.stop(max(deadline - time.monotonic(), 0.001))
             self._events = None
         self._subs.clear()
+        self._services.clear()
         with self._lock:
             self._started = False
         return finished

@@ -22,8 +22,9 @@ from syncmsg._errors import SyncMsgError
 class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
     help = (
         "Run the syncmsg handlers registered in each app's handlers.py on durable JetStream "
-        "consumers. SIGTERM or SIGINT stops taking messages, finishes and acks those in "
-        "hand, and exits within --shutdown-timeout."
+        "consumers, and the services declared there. SIGTERM or SIGINT stops taking "
+        "messages, finishes and acks (or answers) those in hand, and exits within "
+        "--shutdown-timeout."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -74,8 +75,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
             return
         if not handlers:
             raise CommandError(
-                f"no handlers registered: decorate functions with @handler or @event_handler "
-                f"in an installed app's {worker_options.handlers}.py"
+                f"no handlers registered: decorate functions with @handler or @event_handler, "
+                f"or declare a service(), in an installed app's {worker_options.handlers}.py"
             )
 
         stop = threading.Event()
