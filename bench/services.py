@@ -22,7 +22,10 @@ The load is the same for every service: 8 client threads of one syncmsg client c
 ``request()`` in a loop (``--load syncmsg``, the default: the issue's "8 client threads"),
 or 8 tasks of one raw nats-py client (``--load raw``). Services are interleaved within each
 repetition so that a noisy neighbour hurts them alike; values are medians. It prints one
-JSON line per service and a summary with the ratios to the better nats.micro variant.
+JSON line per service: the rate and its ratio to the better nats.micro variant, and the
+service process's CPU time per request (user + system, all threads, from /proc) with its
+ratio to the cheaper nats.micro variant. On a small shared machine the rate is bounded by
+whatever is busiest (often the load generator); the CPU cost is the service's own.
 Nothing here is asserted by the test suite (tests/bench runs it once, tiny, for breakage).
 """
 
@@ -173,7 +176,18 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), *args]
 
 
-def measure(kind: str, url: str, args: argparse.Namespace) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(kind: str, url: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Requests per second under the load, and the service's CPU microseconds per request
+    (far less sensitive to noisy neighbours than the rate: it is what a request costs)."""
     service = subprocess.Popen(
         _python("_serve", kind, url, str(args.workers)), stdout=subprocess.PIPE, text=True
     )
@@ -182,6 +196,7 @@ def measure(kind: str, url: str, args: argparse.Namespace) -> float:
         line = service.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"{kind} did not start: {line!r}")
+        cpu_before = _cpu_seconds(service.pid)
         out = subprocess.run(
             _python("_load", args.load, url, str(args.requests), str(args.clients)),
             capture_output=True,
@@ -189,7 +204,10 @@ def measure(kind: str, url: str, args: argparse.Namespace) -> float:
             timeout=600,
             check=True,
         )
-        return float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+        cpu = _cpu_seconds(service.pid) - cpu_before
+        handled = args.requests + min(WARMUP, args.requests // 4)
+        rate = float(json.loads(out.stdout.strip().splitlines()[-1])["rate"])
+        return rate, cpu / handled * 1e6
     finally:
         service.send_signal(signal.SIGTERM)
         try:
@@ -215,18 +233,27 @@ def main(argv: list[str]) -> int:
     server = None if args.server_url else Server(jetstream=False, use_syncmsg=True).start()
     url = args.server_url or server.url  # type: ignore[union-attr]
     samples: dict[str, list[float]] = {kind: [] for kind in args.only}
+    cpu: dict[str, list[float]] = {kind: [] for kind in args.only}
     try:
         for rep in range(args.repeat):
             for kind in args.only:
-                rate = measure(kind, url, args)
+                rate, cpu_us = measure(kind, url, args)
                 samples[kind].append(rate)
-                print(f"bench: rep {rep + 1} {kind}: {rate:,.0f} req/s", file=sys.stderr)
+                cpu[kind].append(cpu_us)
+                print(
+                    f"bench: rep {rep + 1} {kind}: {rate:,.0f} req/s, "
+                    f"service CPU {cpu_us:.0f}us/request",
+                    file=sys.stderr,
+                )
     finally:
         if server is not None:
             server.close()
     medians = {kind: median(values) for kind, values in samples.items()}
+    cpu_medians = {kind: median(values) for kind, values in cpu.items()}
     micro = [medians[k] for k in ("micro", "micro-8") if k in medians]
     baseline = max(micro) if micro else float("nan")
+    micro_cpu = [cpu_medians[k] for k in ("micro", "micro-8") if k in cpu_medians]
+    cpu_baseline = min(micro_cpu) if micro_cpu else float("nan")
     for kind, value in medians.items():
         print(
             json.dumps(
@@ -238,6 +265,10 @@ def main(argv: list[str]) -> int:
                     "unit": "req/s",
                     "ratio_to_micro": round(value / baseline, 3) if micro else None,
                     "samples": [round(v, 1) for v in samples[kind]],
+                    "service_cpu_us_per_request": round(cpu_medians[kind], 1),
+                    "cpu_ratio_to_micro": (
+                        round(cpu_medians[kind] / cpu_baseline, 3) if micro_cpu else None
+                    ),
                     "requests": args.requests,
                     "cpus": os.cpu_count(),
                 }

@@ -59,7 +59,7 @@ from syncmsg.services._models import (
     ServiceStats,
     control_subject,
 )
-from syncmsg.services._request import Request, ServiceError
+from syncmsg.services._request import Request, ServiceError, error_headers
 from syncmsg.services._service import Group, Service, add_service
 from syncmsg.services._spec import GroupSpec, ServiceSpec
 
@@ -90,6 +90,7 @@ __all__ = [
     "StatsHandler",
     "add_service",
     "control_subject",
+    "error_headers",
     "info",
     "ping",
     "stats",

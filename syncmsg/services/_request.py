@@ -17,7 +17,7 @@ from syncmsg._errors import PayloadError, SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg._replies import SERVICE_ERROR, SERVICE_ERROR_CODE
 
-__all__ = ["Request", "ServiceError", "check_error_code", "one_line"]
+__all__ = ["Request", "ServiceError", "check_error_code", "error_headers", "one_line"]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -37,6 +37,17 @@ def check_error_code(code: int | str) -> str:
     if not isinstance(text, str) or not _CODE.fullmatch(text):
         raise ValueError(f"a service error code must be a whole number, like 400, not {code!r}")
     return text
+
+
+def error_headers(code: int | str, description: str) -> dict[str, str]:
+    """The headers of an ADR-32 error reply, for answers sent another way (``msg.respond(b"",
+    headers=error_headers(503, "busy"))`` from a plain subscription): ``Nats-Service-Error``
+    and ``Nats-Service-Error-Code``. Raises ValueError for a code that is not a whole
+    number or an empty description."""
+    text = one_line(description) if isinstance(description, str) else ""
+    if not text:
+        raise ValueError("a service error needs a description")
+    return {SERVICE_ERROR: text, SERVICE_ERROR_CODE: check_error_code(code)}
 
 
 class ServiceError(SyncMsgError):
@@ -162,15 +173,10 @@ class Request:
         """Send an error reply (once): ``Nats-Service-Error: description`` and
         ``Nats-Service-Error-Code: code`` headers, with ``data`` as the payload. It counts
         as an error in the endpoint's stats. The description is sent on one line."""
-        code_text = check_error_code(code)
-        if not isinstance(description, str) or not one_line(description):
-            raise ValueError("a service error needs a description")
-        description = one_line(description)
-        merged: dict[str, Any] = dict(headers or {})
-        merged[SERVICE_ERROR] = description
-        merged[SERVICE_ERROR_CODE] = code_text
+        error = error_headers(code, description)
+        merged: dict[str, Any] = {**(headers or {}), **error}
         self.respond(data, headers=merged)
-        self.error = f"{code_text}:{description}"
+        self.error = f"{error[SERVICE_ERROR_CODE]}:{error[SERVICE_ERROR]}"
 
     def _claim(self) -> None:
         if self._responded:

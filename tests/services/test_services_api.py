@@ -641,3 +641,34 @@ def test_reprs_name_what_they_show(svc, service_name):
     assert service_name in repr(svc) and "running" in repr(svc)
     assert "'a'" in repr(endpoint) and "'g'" in repr(group)
     assert "Request" in repr(Request(syncmsg.Msg("s", b"xy")))
+
+
+def test_error_headers_format_an_error_reply_sent_any_other_way(client, service_name):
+    assert services.error_headers(503, "busy\nnow") == {
+        "Nats-Service-Error": "busy now",
+        "Nats-Service-Error-Code": "503",
+    }
+    with pytest.raises(ValueError):
+        services.error_headers(503, " ")
+    subject = f"{service_name}.plain"
+    client.subscribe(subject, lambda m: m.respond(b"", headers=services.error_headers(503, "busy")))
+    with pytest.raises(syncmsg.RemoteError) as caught:
+        client.request(subject, timeout=5)
+    assert (caught.value.code, caught.value.description) == ("503", "busy")
+
+
+@pytest.mark.slow
+def test_a_service_survives_a_server_restart(nats_server_factory, service_name, wait_until):
+    server = nats_server_factory()
+    with syncmsg.connect(server.url, reconnect_wait=0.05) as client:
+        svc = client.add_service(service_name, version="1.0.0")
+        svc.add_endpoint("double", double, subject=f"{service_name}.double")
+        server.stop()
+        wait_until(lambda: client.state is syncmsg.ClientState.RECONNECTING)
+        server.start()
+        wait_until(lambda: client.is_connected, timeout=15)
+        client.flush()
+        assert client.request(f"{service_name}.double", {"n": 2}, timeout=5).json() == {"n": 4}
+        assert [p.id for p in services.ping(client, service_name)] == [svc.id]
+        assert not svc.stopped
+        svc.stop(5)
