@@ -20,6 +20,8 @@ What a request becomes:
 Every error reply has the ``Nats-Service-Error`` and ``Nats-Service-Error-Code`` headers
 (the caller's ``request()`` raises :class:`~syncmsg.RemoteError` with the code) and counts
 in ``num_errors``, with ``last_error`` = ``"<code>:<description>"`` (as nats.go counts).
+A request is counted when its handler returns, before the reply made of its return value
+(or of its error) is sent: a caller holding that reply finds the request in the stats.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from syncmsg._codec import Data
-from syncmsg._errors import SyncMsgError, describe_remote_exception
+from syncmsg._codec import Data, encode_payload
+from syncmsg._errors import PayloadTooLargeError, SyncMsgError, describe_remote_exception
 from syncmsg._msg import Msg
 from syncmsg.services._config import EndpointConfig, StatsHandler
 from syncmsg.services._models import EndpointInfo, EndpointStats
@@ -111,28 +113,55 @@ class Endpoint:
         started = time.perf_counter_ns()
         config = self.config
         request = Request(msg, config.request_model)
+        reply: bytes | None = None
+        failure: tuple[str, str, Data] | None = None
         _handling.endpoint = self
         try:
             if config.request_model is not None:
                 request.parse()  # bad input: a 400 before the handler runs
             result = config.handler(request)
             if not request.responded and msg.reply:
-                # The hot path: straight to the message (nothing else can answer it now).
-                msg.respond(result if config.response_model is None else self._response(result))
+                reply = self._encode(result)
         except Exception as exc:
-            self._answer_failure(request, exc)
+            failure = self._failure(request, exc)
         finally:
             _handling.endpoint = None
-            self._counters.record(time.perf_counter_ns() - started, request.error)
+        # Counted before the answer goes, so that a caller holding the answer finds it in
+        # the stats. (An answer the handler sent itself may arrive a moment sooner.)
+        error = request.error
+        if failure is not None and error is None:
+            error = f"{failure[0]}:{failure[1]}"
+        self._counters.record(time.perf_counter_ns() - started, error)
+        if reply is not None:
+            try:
+                msg.respond(reply)
+            except SyncMsgError as exc:  # the connection is closed, or its buffer full
+                self._counters.add_error(f"500:{describe_remote_exception(exc)}")
+                log.warning("syncmsg: %s: could not send the reply: %s", self._where(request), exc)
+        elif failure is not None and msg.reply and not request.responded:
+            try:
+                request.respond_error(*failure)
+            except (SyncMsgError, ValueError) as exc:
+                log.warning(
+                    "syncmsg: %s: could not send the error reply: %s", self._where(request), exc
+                )
 
-    def _response(self, result: Any) -> Data:
+    def _encode(self, result: Any) -> bytes:
+        """The reply's bytes: encoded (and validated, with a response model) here, so that
+        what cannot be sent becomes a 500 error reply."""
         model = self.config.response_model
-        assert model is not None
-        if isinstance(result, model):
-            return result
-        return model.model_validate(result)
+        if model is not None and not isinstance(result, model):
+            result = model.model_validate(result)
+        data = result if type(result) is bytes else encode_payload(result)
+        limit = self._client.max_payload if self._client is not None else 0
+        if limit and len(data) > limit:
+            raise PayloadTooLargeError(
+                f"the reply is {len(data)} bytes, more than the server's max_payload ({limit})"
+            )
+        return data
 
-    def _answer_failure(self, request: Request, exc: Exception) -> None:
+    def _failure(self, request: Request, exc: Exception) -> tuple[str, str, Data]:
+        """What the error reply says (code, description, payload); logs what is unexpected."""
         data: Data = b""
         if isinstance(exc, ServiceError):
             code, description, data = exc.code, exc.description, exc.data
@@ -149,19 +178,7 @@ class Endpoint:
             )
             if self._client is not None:
                 self._client.hooks.report_error(exc, request.msg)
-        description = one_line(description)
-        if request.responded or not request.reply:
-            request.error = request.error or f"{code}:{description}"
-            return
-        try:
-            request.respond_error(code, description, data)
-        except (SyncMsgError, ValueError) as reply_failed:
-            request.error = f"{code}:{description}"
-            log.warning(
-                "syncmsg: %s: could not send the error reply: %s",
-                self._where(request),
-                reply_failed,
-            )
+        return code, one_line(description), data
 
     def _where(self, request: Request) -> str:
         return f"service {self._service_name!r} endpoint {self.name!r} ({request.subject})"

@@ -40,6 +40,12 @@ class EndpointCounters:
                 self._errors += 1
                 self._last_error = error
 
+    def add_error(self, error: str) -> None:
+        """An error found after the request was counted (its reply could not be sent)."""
+        with self._lock:
+            self._errors += 1
+            self._last_error = error
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             return self._requests, self._errors, self._last_error, self._nanos

@@ -202,7 +202,7 @@ def test_an_exception_is_a_500_error_reply_logged_counted_and_reported(
         svc.stop(5)
 
 
-def test_service_error_and_respond_error_choose_the_code(svc, client, service_name):
+def test_service_error_and_respond_error_choose_the_code(svc, client, service_name, wait_until):
     def missing(request: Request) -> None:
         raise ServiceError(404, "no such invoice", data={"id": 7})
 
@@ -226,6 +226,8 @@ def test_service_error_and_respond_error_choose_the_code(svc, client, service_na
     }
     client.publish(f"{service_name}.missing", b"", reply=sub.subject)
     assert json.loads(sub.next_msg(timeout=5).data) == {"id": 7}
+    # A reply the handler sent itself may come before its handler returned and was counted.
+    wait_until(lambda: sum(e.num_requests for e in svc.stats().endpoints) == 3)
     errors = {e.name: (e.num_errors, e.last_error) for e in svc.stats().endpoints}
     assert errors == {"missing": (2, "404:no such invoice"), "refused": (1, "409:already paid")}
 
@@ -251,7 +253,9 @@ def test_error_codes_and_descriptions_are_checked(svc, client, service_name):
     assert len(outcome) == 2
 
 
-def test_bad_json_is_a_400_and_a_published_request_gets_no_answer(svc, client, service_name):
+def test_bad_json_is_a_400_and_a_published_request_gets_no_answer(
+    svc, client, service_name, wait_until
+):
     svc.add_endpoint("double", double, subject=f"{service_name}.double")
     with pytest.raises(syncmsg.RemoteError) as caught:
         client.request(f"{service_name}.double", b"{not json", timeout=5)
@@ -259,18 +263,23 @@ def test_bad_json_is_a_400_and_a_published_request_gets_no_answer(svc, client, s
     assert "not valid JSON" in caught.value.description
     client.publish(f"{service_name}.double", {"n": 1})  # no reply subject: handled, not answered
     client.flush()
-    deadline = time.monotonic() + 5
-    while svc.stats().endpoints[0].num_requests < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert svc.stats().endpoints[0].num_requests == 2
+    wait_until(lambda: svc.stats().endpoints[0].num_requests == 2)
 
 
-def test_a_reply_that_cannot_be_encoded_becomes_a_500(svc, client, service_name):
+def test_a_reply_that_cannot_be_encoded_or_is_too_large_becomes_a_500(svc, client, service_name):
     svc.add_endpoint("nan", lambda r: {"x": float("nan")}, subject=f"{service_name}.nan")
     with pytest.raises(syncmsg.RemoteError) as caught:
         client.request(f"{service_name}.nan", timeout=5)
     assert caught.value.code == "500"
     assert "PayloadError" in caught.value.description
+    too_big = b"x" * (client.max_payload + 1)
+    svc.add_endpoint("big", lambda r: too_big, subject=f"{service_name}.big")
+    with pytest.raises(syncmsg.RemoteError) as caught:
+        client.request(f"{service_name}.big", timeout=5)
+    assert caught.value.code == "500"
+    assert "max_payload" in caught.value.description
+    # Counted before the answer was sent: no waiting needed.
+    assert [e.num_errors for e in svc.stats().endpoints] == [1, 1]
 
 
 # ------------------------------------------------------------------------ models
@@ -412,7 +421,9 @@ def test_a_failing_stats_handler_leaves_data_out(client, service_name, services_
 
 
 # ------------------------------------------------------------------------ stopping
-def test_stop_drains_requests_in_hand_and_then_nobody_answers(client, other_client, service_name):
+def test_stop_drains_requests_in_hand_and_then_nobody_answers(
+    client, other_client, service_name, wait_until
+):
     svc = client.add_service(service_name, version="1.0.0", workers=2)
     release = threading.Event()
     entered = threading.Semaphore(0)
@@ -435,10 +446,8 @@ def test_stop_drains_requests_in_hand_and_then_nobody_answers(client, other_clie
     callers = [threading.Thread(target=call) for _ in range(4)]
     for thread in callers:
         thread.start()
-    assert entered.acquire(timeout=5) and entered.acquire(timeout=5)  # two in hand, two queued
-    deadline = time.monotonic() + 5
-    while svc.endpoints[0].subscription.pending < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert entered.acquire(timeout=5) and entered.acquire(timeout=5)  # two in handlers
+    wait_until(lambda: svc.endpoints[0].subscription.delivered == 4)  # all four in hand
     stopper = threading.Thread(target=lambda: answers.append(svc.stop(10)))
     stopper.start()
     time.sleep(0.2)  # stop is waiting for the handlers (nothing to poll: it is blocked)
@@ -459,14 +468,16 @@ def test_stop_drains_requests_in_hand_and_then_nobody_answers(client, other_clie
 
 def test_stop_returns_false_when_handlers_outlast_the_deadline(client, service_name, caplog):
     svc = client.add_service(service_name, version="1.0.0", workers=1)
-    release = threading.Event()
-    svc.add_endpoint("stuck", lambda r: release.wait(10) and "late", subject=f"{service_name}.s")
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(request: Request) -> str:
+        entered.set()
+        release.wait(10)
+        return "late"
+
+    svc.add_endpoint("stuck", stuck, subject=f"{service_name}.s")
     client.publish(f"{service_name}.s", b"", reply=client.new_inbox())
-    deadline = time.monotonic() + 5
-    while svc.endpoints[0].subscription.pending + svc.stats().endpoints[0].num_requests == 0:
-        if svc.endpoints[0].subscription.delivered or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
+    assert entered.wait(5)
     with caplog.at_level(logging.WARNING, logger="syncmsg.services"):
         assert svc.stop(0.3) is False
     assert "before finishing" in caplog.text
