@@ -23,8 +23,8 @@ docs show because it is the default, is replaced by the page's server in the cod
 runs (the page itself keeps it). ``nats_url`` in the namespace is the same URL.
 
 Threading: everything here runs on pytest's main thread (of each xdist worker). Under
-``-n``, ``--dist loadgroup`` (pyproject.toml) keeps each page's blocks on one worker and in
-order: the page is one ``xdist_group``.
+``-n``, :func:`pytest_xdist_make_scheduler` keeps each page's blocks on one worker, in
+order.
 """
 
 from __future__ import annotations
@@ -257,15 +257,25 @@ docs = Sybil(
     teardown=end_page,
 )
 
-_collect_docs = docs.pytest()
+pytest_collect_file = docs.pytest()
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    node = _collect_docs(file_path, parent)
-    if node is not None:
-        relative = file_path.resolve().relative_to(Path(__file__).resolve().parent)
-        node.add_marker(pytest.mark.xdist_group(f"docs:{relative}"))
-    return node
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n``: each page's blocks go to one worker, in order; other tests as ``load``.
+
+    (pytest-xdist's own ``--dist loadgroup`` would do it with ``xdist_group`` marks, but it
+    renames node ids through an attribute that pytest 9.2 no longer reads.)
+    """
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None  # the user asked for another distribution: theirs
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PagesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(".md") else nodeid
+
+    return PagesTogether(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
