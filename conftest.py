@@ -260,6 +260,7 @@ docs = Sybil(
 pytest_collect_file = docs.pytest()
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist may not be loaded (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under ``-n``: each page's blocks go to one worker, in order; other tests as ``load``.
 
