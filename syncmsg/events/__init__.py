@@ -5,7 +5,7 @@ and immutable and can be used from any thread. :class:`EventPublisher` (thread-s
 its caller until the stream acknowledges) and :class:`EventSubscriber` (handlers run on
 worker threads) use a connected :class:`syncmsg.Client`; see their modules.
 
-The TypeScript services (nats.js + zod, design document section 34) and syncmsg read each
+The TypeScript services (nats.js + zod; docs/events.md describes them) and syncmsg read each
 other's messages unchanged: see docs/events.md for the wire format.
 
 >>> from uuid import UUID

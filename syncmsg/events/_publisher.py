@@ -1,4 +1,4 @@
-"""Publishing typed events to their JetStream streams (design doc 34.5), and the streams.
+"""Publishing typed events to their JetStream streams, as the TypeScript services do.
 
 Threading: :class:`EventPublisher` holds no mutable state after construction and may be used
 by any number of threads at once. Each ``publish_*`` call builds, validates and encodes (and
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 DEFAULT_SOURCE = "aigentflow-api"
-"""The ``source`` of the document's publisher."""
+"""The ``source`` of the TypeScript services' publisher."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ def ensure_event_streams(
     timeout: float | None = None,
     js: JetStream | None = None,
 ) -> list[StreamInfo]:
-    """Create the event streams, or update them to the document's configuration.
+    """Create the event streams, or update them to the TypeScript services' configuration.
 
     Ensures ``AGENT_EVENTS``, ``TASK_EVENTS`` and ``AUDIT_EVENTS`` with ``replicas`` replicas
     each (1 to 5; 3 is usual on a cluster) and, unless ``dead_letters=False``, the
@@ -125,10 +125,11 @@ class EventPublisher:
     ``client.jetstream(domain=...)`` for another domain, or other retry settings).
 
     Each ``publish_*`` method fills ``id`` (a new uuid4), ``timestamp`` (now), ``source``
-    and ``tenantId``, publishes on the document's subject with ``Nats-Msg-Id`` = ``id``, and
-    returns an :class:`EventAck` once the stream has stored it. ``correlation_id`` defaults
-    to the current correlation: inside an :class:`EventSubscriber` handler, that of the event
-    being handled (see :func:`~syncmsg.events.correlation_scope`).
+    and ``tenantId``, publishes on the TypeScript services' subject with ``Nats-Msg-Id`` =
+    ``id``, and returns an :class:`EventAck` once the stream has stored it.
+    ``correlation_id`` defaults to the current correlation: inside an
+    :class:`EventSubscriber` handler, that of the event being handled (see
+    :func:`~syncmsg.events.correlation_scope`).
 
     Raises, before anything is sent: :class:`~syncmsg.events.EventValidationError` for a
     missing or invalid ``tenant_id`` or any other invalid field, and
