@@ -17,7 +17,17 @@ from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer, RawFenced
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN = {"python", "sh", "bash", "shell", "console"}
-SHOWN = {"text", "json", "yaml", "ini", "toml", "env", "typescript", "javascript"}
+SHOWN = {
+    "text",
+    "json",
+    "yaml",
+    "ini",
+    "toml",
+    "conf",
+    "env",
+    "typescript",
+    "javascript",
+}  # conf: nats-server
 
 FENCES = RawFencedCodeBlockLexer(
     info_pattern=re.compile(r"(?P<language>[^\n]*)$\n", re.MULTILINE),
