@@ -61,8 +61,12 @@ def _clean_rows() -> Iterator[None]:
     yield
     from taskboard.models import ProcessedMessage, Task
 
+    from syncmsg.django.outbox import OutboxLease, OutboxMessage
+
     Task.objects.all().delete()
     ProcessedMessage.objects.all().delete()
+    OutboxMessage.objects.all().delete()
+    OutboxLease.objects.all().delete()
     from django.db import connections
 
     connections.close_all()

@@ -170,8 +170,9 @@ class Relay:
         log.info("syncmsg: outbox relay %s started (%s mode)", self.name, self.mode)
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop after the current round (which ends within ``publish_timeout``); returns
-        False if the thread was still running after ``timeout`` seconds."""
+        """Stop after the current round (which ends within ``publish_timeout``) and give up
+        the single-mode lease, so that a standby relay takes over at once; returns False if
+        the thread was still running after ``timeout`` seconds."""
         self._stop.set()
         thread = self._thread
         if thread is not None:
@@ -179,6 +180,10 @@ class Relay:
             if thread.is_alive():
                 return False
         self._thread = None
+        try:
+            self._release_lease()  # after run_once() on this thread (the loop's was released)
+        except Exception as exc:  # the lease then expires by itself
+            log.warning("syncmsg: outbox relay %s: releasing the lease: %s", self.name, exc)
         return True
 
     def stats(self) -> dict[str, Any]:
@@ -285,10 +290,18 @@ class Relay:
         when NATS is unavailable, and :class:`django.db.DatabaseError` when the database
         is, after marking what was acknowledged.
         """
-        from django.db import transaction
-
         if self._stop.is_set() and threading.current_thread() is self._thread:
             return 0
+        try:
+            return self._round()
+        except Exception as exc:
+            if _transient(exc):
+                self._stats["unavailable"] += 1
+            raise
+
+    def _round(self) -> int:
+        from django.db import transaction
+
         js = self._jetstream()
         if not js.client.is_connected:
             raise NatsConnectionError("not connected to NATS")
@@ -307,7 +320,6 @@ class Relay:
                 outcome = self._publish(js, rows)
                 self._mark(outcome)
         if outcome.unavailable is not None:
-            self._stats["unavailable"] += 1
             raise outcome.unavailable
         return len(outcome.acked)
 
