@@ -2,12 +2,13 @@
 
 Everything that differs between a laptop, the tests and production comes from the
 environment: NATS_URL (and the other NATS_* variables syncmsg reads), TASKBOARD_DB (the
-SQLite file), TASKBOARD_PUBLISH ("outbox", the default, or "on_commit"),
-DJANGO_SECRET_KEY, DJANGO_DEBUG.
+SQLite file) or TASKBOARD_DATABASE_URL (postgres://user@host:port/name, for PostgreSQL),
+TASKBOARD_PUBLISH ("outbox", the default, or "on_commit"), DJANGO_SECRET_KEY, DJANGO_DEBUG.
 """
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import django
@@ -74,6 +75,17 @@ DATABASES = {
         "CONN_MAX_AGE": int(os.environ.get("TASKBOARD_CONN_MAX_AGE", "60")),
     }
 }
+if os.environ.get("TASKBOARD_DATABASE_URL"):
+    _url = urlsplit(os.environ["TASKBOARD_DATABASE_URL"])  # postgres://user:pw@host:port/name
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path.lstrip("/"),
+        "USER": unquote(_url.username or ""),
+        "PASSWORD": unquote(_url.password or ""),
+        "HOST": _url.hostname or "",
+        "PORT": str(_url.port or ""),
+        "CONN_MAX_AGE": int(os.environ.get("TASKBOARD_CONN_MAX_AGE", "60")),
+    }
 
 USE_TZ = True
 TIME_ZONE = "UTC"
