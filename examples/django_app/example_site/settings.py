@@ -110,10 +110,7 @@ SYNCMSG = {
     # same transaction as the task; `manage.py syncmsg_worker` (or `syncmsg_relay`)
     # publishes them. The health view answers 503 when the oldest unsent event is older
     # than a minute (no relay running, NATS down for long).
-    "outbox": {
-        "health_max_age": 60.0,
-        "lease": float(os.environ.get("TASKBOARD_OUTBOX_LEASE", "30")),
-    },
+    "outbox": {"health_max_age": 60.0},
 }
 # How the views publish: "outbox" (a row in the transaction, published by the relay) or
 # "on_commit" (published by the request thread right after the commit).

@@ -236,19 +236,17 @@ class Relay:
             reraise=True,
         )
         try:
-            for attempt in retrying:
-                with attempt:
-                    published = self.run_once()
-                if attempt.retry_state.attempt_number > 1:
-                    log.warning(
-                        "syncmsg: outbox relay %s: publishing again after %d attempts",
-                        self.name,
-                        attempt.retry_state.attempt_number,
-                    )
-                return published
+            published = retrying(self.run_once)
         except Exception:  # only after stop(): the backoff ended early
             return 0
-        return 0  # pragma: no cover - tenacity returns or raises
+        attempts = int(retrying.statistics.get("attempt_number", 1))
+        if attempts > 1:
+            log.warning(
+                "syncmsg: outbox relay %s: publishing again after %d attempts",
+                self.name,
+                attempts,
+            )
+        return published
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)  # stop() cuts the backoff short
