@@ -147,9 +147,14 @@ def jetstream_publish(
         subject, payload, msg_id=msg_id, headers=headers, timeout=left
     )
     try:
-        return future.result(max(deadline - time.monotonic(), 0.0))
+        # exception(), not result(): syncmsg's own TimeoutError (a failed publish) is a
+        # builtins.TimeoutError too, and must not be taken for the wait running out.
+        error = future.exception(max(deadline - time.monotonic(), 0.0))
     except concurrent.futures.TimeoutError:
         raise TimeoutError(f"no JetStream ack for {subject!r} within {bound:g}s") from None
+    if error is not None:
+        raise error
+    return future.result()
 
 
 def publish_event_on_commit(

@@ -79,10 +79,35 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, NatsConnectionError | TimeoutError | DatabaseError)
 
 
+class _Row:
+    """The columns of a pending row that a round needs."""
+
+    __slots__ = ("attempts", "headers", "id", "key", "msg_id", "payload", "subject")
+    COLUMNS = ("id", "subject", "payload", "headers", "msg_id", "key", "attempts")  # __init__'s
+
+    def __init__(
+        self,
+        id: int,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, Any] | None,
+        msg_id: str,
+        key: str | None,
+        attempts: int,
+    ) -> None:
+        self.id = id
+        self.subject = subject
+        self.payload = payload
+        self.headers = headers
+        self.msg_id = msg_id
+        self.key = key
+        self.attempts = attempts
+
+
 @dataclasses.dataclass
 class _Outcome:
-    acked: list[tuple[Any, PubAck]] = dataclasses.field(default_factory=list)
-    failed: list[tuple[Any, BaseException]] = dataclasses.field(default_factory=list)
+    acked: list[tuple[_Row, PubAck]] = dataclasses.field(default_factory=list)
+    failed: list[tuple[_Row, BaseException]] = dataclasses.field(default_factory=list)
     unavailable: BaseException | None = None
 
 
@@ -359,16 +384,16 @@ class Relay:
 
         return OutboxMessage.objects.using(self.options.database).filter(published__isnull=True)
 
-    def _claim(self, *, locking: bool) -> list[Any]:
+    def _claim(self, *, locking: bool) -> list[_Row]:
         from django.utils import timezone
 
         due = self._pending().filter(available__lte=timezone.now()).order_by("id")
-        due = due.only(
-            "id", "subject", "payload", "headers", "msg_id", "key", "created", "attempts"
-        )
         if locking:
             due = due.select_for_update(skip_locked=True)
-        rows = list(due[: self.options.batch_size])
+        # Tuples, not model instances: a round reads thousands of rows.
+        rows = [
+            _Row(*values) for values in due.values_list(*_Row.COLUMNS)[: self.options.batch_size]
+        ]
         if not rows:
             return rows
         top = rows[-1].id
@@ -384,76 +409,93 @@ class Relay:
             row for row in rows if row.key is None or first_elsewhere.get(row.key, top) >= row.id
         ]
 
-    def _publish(self, js: JetStream, rows: Sequence[Any]) -> _Outcome:
-        """Send ``rows``, one in flight per key, and wait (``publish_timeout``) for acks."""
+    def _publish(self, js: JetStream, rows: Sequence[_Row]) -> _Outcome:
+        """Send ``rows``, one in flight per key, and wait (``publish_timeout``) for acks.
+
+        Rows without a successor in this round are only collected at the end; the others
+        get a done-callback, so that their successor goes out as soon as the ack is in.
+        """
         outcome = _Outcome()
         if not rows:
             return outcome
-        done: queue.SimpleQueue[tuple[Any, concurrent.futures.Future[PubAck]]]
+        stale = self._past_window(js, rows)
+        chains: dict[str, collections.deque[_Row]] = {}
+        heads: list[_Row] = []
+        for row in rows:
+            if row.key is None:
+                heads.append(row)
+            elif row.key in chains:
+                chains[row.key].append(row)
+            else:
+                chains[row.key] = collections.deque()
+                heads.append(row)
+        done: queue.SimpleQueue[tuple[_Row, concurrent.futures.Future[PubAck]]]
         done = queue.SimpleQueue()
-        waiting: dict[str, collections.deque[Any]] = {}
-        in_flight = 0
-        from django.utils import timezone
+        sent: list[tuple[_Row, concurrent.futures.Future[PubAck]]] = []
+        chained = 0  # futures whose callback will put them into `done`
 
-        now = timezone.now()
+        def failed(row: _Row, exc: BaseException) -> None:
+            if row.key is not None:
+                chains[row.key].clear()  # the rest of the key waits for this row
+            if not _transient(exc):
+                outcome.failed.append((row, exc))
+            elif outcome.unavailable is None:
+                outcome.unavailable = exc
 
-        def send(row: Any) -> None:
-            nonlocal in_flight
-            self._check_window(js, row, now)
+        def send(row: _Row) -> None:
+            nonlocal chained
+            if row.id in stale:
+                self._warn_past_window(row, *stale[row.id])
             try:
                 future = js.publish_async(
-                    row.subject, row.payload_bytes(), msg_id=row.msg_id, headers=row.headers
+                    row.subject, bytes(row.payload), msg_id=row.msg_id, headers=row.headers
                 )
             except Exception as exc:
                 failed(row, exc)
                 return
-            in_flight += 1
-
-            def finished(future: concurrent.futures.Future[PubAck], row: Any = row) -> None:
-                done.put((row, future))  # on the acks thread: hand it over, nothing more
-
-            future.add_done_callback(finished)
-
-        def failed(row: Any, exc: BaseException) -> None:
-            if row.key is not None:
-                waiting.get(row.key, collections.deque()).clear()  # the key waits for it
-            if _transient(exc):
-                if outcome.unavailable is None:
-                    outcome.unavailable = exc
+            if row.key is not None and chains[row.key]:
+                chained += 1
+                future.add_done_callback(lambda f, row=row: done.put((row, f)))  # type: ignore[misc]
             else:
-                outcome.failed.append((row, exc))
+                sent.append((row, future))
 
-        for row in rows:
+        for row in heads:
             if outcome.unavailable is not None:
                 break
-            if row.key is None:
-                send(row)
-            elif row.key in waiting:
-                waiting[row.key].append(row)
-            else:
-                waiting[row.key] = collections.deque()
-                send(row)
+            send(row)
         deadline = time.monotonic() + self.options.publish_timeout + 1.0
-        while in_flight:
+        while chained:
             try:
                 row, future = done.get(timeout=max(deadline - time.monotonic(), 0.0))
             except queue.Empty:
-                # Left pending: re-sent by a later round, and deduplicated if it got in.
-                outcome.unavailable = outcome.unavailable or TimeoutError(
-                    f"{in_flight} publishes still had no ack after "
-                    f"{self.options.publish_timeout:g}s"
-                )
                 break
-            in_flight -= 1
+            chained -= 1
             exc = future.exception()
             if exc is not None:
                 failed(row, exc)
                 continue
             outcome.acked.append((row, future.result()))
-            if row.key is not None and outcome.unavailable is None:
-                successors = waiting[row.key]
-                if successors:
-                    send(successors.popleft())
+            successors = chains[row.key]  # type: ignore[index]
+            if successors and outcome.unavailable is None:
+                send(successors.popleft())
+        missing = chained  # callbacks that never came
+        for row, future in sent:
+            try:
+                # exception(), not result(): a publish that failed with syncmsg's
+                # TimeoutError must not look like a wait that ran out.
+                exc = future.exception(max(deadline - time.monotonic(), 0.0))
+            except concurrent.futures.TimeoutError:
+                missing += 1
+                continue
+            if exc is not None:
+                failed(row, exc)
+            else:
+                outcome.acked.append((row, future.result()))
+        if missing and outcome.unavailable is None:
+            # Left pending: re-sent by a later round, and deduplicated if it got in.
+            outcome.unavailable = TimeoutError(
+                f"{missing} publishes had no ack after {self.options.publish_timeout:g}s"
+            )
         return outcome
 
     def _mark(self, outcome: _Outcome) -> None:
@@ -494,23 +536,43 @@ class Relay:
         return float(self._backoff.waits()(state))
 
     # ------------------------------------------------------------------ dedup window
-    def _check_window(self, js: JetStream, row: Any, now: dt.datetime) -> None:
-        age = (now - row.created).total_seconds()
-        if age < _WINDOW_CHECK_AGE:
-            return
-        window = self._window(js, row.subject)
-        if window is not None and age > window:
-            self._stats["past_dedup_window"] += 1
-            log.warning(
-                "syncmsg: outbox row %d (%s, msg id %s) is %.0fs old, past its stream's "
-                "duplicate window of %.0fs: sent, but JetStream can no longer drop a copy "
-                "an earlier attempt may have stored",
-                row.id,
-                row.subject,
-                row.msg_id,
-                age,
-                window,
-            )
+    def _past_window(self, js: JetStream, rows: Sequence[_Row]) -> dict[int, tuple[float, float]]:
+        """The rows of this round older than their stream's duplicate window: ``{id: (age,
+        window)}``. Usually one aggregate query says none is (a relay that keeps up)."""
+        from django.db.models import Min
+        from django.utils import timezone
+
+        now = timezone.now()
+        in_round = self._pending().filter(id__gte=rows[0].id, id__lte=rows[-1].id)
+        oldest = in_round.aggregate(oldest=Min("created"))["oldest"]
+        if oldest is None or (now - oldest).total_seconds() < _WINDOW_CHECK_AGE:
+            return {}
+        windows = {subject: self._window(js, subject) for subject in {r.subject for r in rows}}
+        known = [window for window in windows.values() if window is not None]
+        if not known or (now - oldest).total_seconds() <= min(known):
+            return {}
+        cutoff = now - dt.timedelta(seconds=min(known))
+        subjects = {row.id: row.subject for row in rows}
+        stale: dict[int, tuple[float, float]] = {}
+        for ident, created in in_round.filter(created__lt=cutoff).values_list("id", "created"):
+            window = windows.get(subjects.get(ident, ""))
+            age = (now - created).total_seconds()
+            if window is not None and age > window:
+                stale[ident] = (age, window)
+        return stale
+
+    def _warn_past_window(self, row: _Row, age: float, window: float) -> None:
+        self._stats["past_dedup_window"] += 1
+        log.warning(
+            "syncmsg: outbox row %d (%s, msg id %s) is %.0fs old, past its stream's "
+            "duplicate window of %.0fs: sent, but JetStream can no longer drop a copy "
+            "an earlier attempt may have stored",
+            row.id,
+            row.subject,
+            row.msg_id,
+            age,
+            window,
+        )
 
     def _window(self, js: JetStream, subject: str) -> float | None:
         """The duplicate window of the stream that captures ``subject`` (cached a minute;
