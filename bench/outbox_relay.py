@@ -62,7 +62,7 @@ def _database(url: str | None, tmp: Path) -> dict[str, Any]:
     }
 
 
-def _setup(nats_url: str, database: dict[str, Any], batch_size: int) -> None:
+def _setup(nats_url: str, database: dict[str, Any], batch_size: int | None) -> None:
     import django
     from django.conf import settings
 
@@ -73,7 +73,10 @@ def _setup(nats_url: str, database: dict[str, Any], batch_size: int) -> None:
         SYNCMSG={
             "url": nats_url,
             "streams": [{"name": STREAM, "subjects": ["outboxbench.>"]}],
-            "outbox": {"batch_size": batch_size, "publish_timeout": 10.0},
+            "outbox": {
+                "publish_timeout": 10.0,
+                **({"batch_size": batch_size} if batch_size else {}),
+            },
         },
     )
     django.setup()
@@ -152,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the setting's")
     parser.add_argument("--database-url", default=None, help="postgres://... (default: SQLite)")
     parser.add_argument("--scenarios", default="distinct,none,one")
     parser.add_argument("--profile", action="store_true", help="cProfile one run, to stderr")
@@ -176,6 +179,8 @@ def main() -> None:
                     print(f"  {engine} {name} ...", file=sys.stderr, flush=True)
                     samples[name].append(_relay_run(args.rows, name))
                 samples["ceiling"].append(_ceiling_run(args.rows))
+            from syncmsg.django.conf import OutboxOptions
+
             ceiling = statistics.median(samples["ceiling"])
             for name, values in samples.items():
                 value = statistics.median(values)
@@ -184,7 +189,7 @@ def main() -> None:
                     "database": engine,
                     "keys": name if name != "ceiling" else None,
                     "rows": args.rows,
-                    "batch_size": args.batch_size,
+                    "batch_size": args.batch_size or OutboxOptions().batch_size,
                     "value": round(value),
                     "unit": "rows/s" if name != "ceiling" else "msg/s",
                     "ratio_to_publish_async": round(value / ceiling, 2),

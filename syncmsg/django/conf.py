@@ -92,7 +92,7 @@ class OutboxOptions:
     """
 
     database: str = "default"  # the alias the outbox table lives in
-    batch_size: int = 500  # rows claimed and published per round
+    batch_size: int = 1000  # rows claimed and published per round
     poll_interval: float = 0.5  # the relay's sleep when nothing is pending
     publish_timeout: float = 5.0  # bounds one round's wait for its acks
     retention: float | None = 24 * 3600.0  # published rows are deleted after this; None: kept

@@ -363,11 +363,11 @@ def test_single_mode_one_relay_at_a_time(outbox_nats: Any) -> None:
     # An expired lease is taken over: first has to wait until second stops renewing.
     assert first.run_once() == 0
     OutboxLease.objects.update(expires=timezone.now() - dt.timedelta(seconds=1))
-    first._renew_at = 0.0
+    first._lease_until = 0.0
     with transaction.atomic():
         outbox.publish("orders.created", {"n": 3})
     assert first.run_once() == 1
-    second._renew_at = 0.0
+    second._lease_until = 0.0
     assert second.run_once() == 0 and second.stats()["lease"] == "standby"
     assert [m.json()["n"] for m in _stored(outbox_nats, "ORDERS")] == [1, 2, 3]
 
@@ -442,3 +442,17 @@ def test_admin_is_read_only_with_retry_now(outbox_nats: Any) -> None:
         assert relay.publish_pending(timeout=30) == 1
     finally:
         User.objects.all().delete()
+
+
+def test_a_round_that_outlives_its_lease_stops_sending(outbox_nats: Any) -> None:
+    class Stalled(Relay):
+        def _hold_lease(self) -> bool:  # as if the round had stalled past the lease
+            self._holding, self._lease_until = True, 0.0
+            return True
+
+    with transaction.atomic():
+        outbox.publish("orders.created", {"n": 1})
+    with pytest.raises(syncmsg.TimeoutError, match="lease ran out"):
+        Stalled().run_once()
+    assert OutboxMessage.objects.get().published is None
+    assert not _stored(outbox_nats, "ORDERS")

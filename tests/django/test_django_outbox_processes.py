@@ -232,8 +232,8 @@ def test_relay_killed_after_publishing_before_marking(
         cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert dying.returncode == -signal.SIGKILL, dying.stdout + dying.stderr
-    assert "published 500, dying before marking them" in dying.stdout
-    assert len(_events(server.url)) == 500 and example_db.pending() == 1200  # none marked
+    assert "published 1000, dying before marking them" in dying.stdout
+    assert len(_events(server.url)) == 1000 and example_db.pending() == 1200  # none marked
 
     log = example_db.tmp / "relay.log"
     relay = _relay(env, log)  # in single mode it waits for the dead relay's lease first
@@ -243,7 +243,7 @@ def test_relay_killed_after_publishing_before_marking(
         assert _stop(relay, log) == 0, log.read_text()
     _assert_exactly_once(_events(server.url), _committed(example_db))
     stats = log.read_text().rsplit("syncmsg_relay: stopped: ", 1)[1]
-    assert "'duplicates': 500" in stats  # the re-sent round, dropped by JetStream
+    assert "'duplicates': 1000" in stats  # the re-sent round, dropped by JetStream
     assert "'published': 1200" in stats
 
 

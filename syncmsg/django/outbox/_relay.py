@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import queue
 import socket
@@ -155,7 +156,9 @@ class Relay:
         self._stats: collections.Counter[str] = collections.Counter()
         self._windows: dict[str, tuple[float | None, float]] = {}
         self._holding = False
-        self._renew_at = 0.0  # monotonic: when the held lease is renewed next
+        # Single mode: (monotonic) until when the lease this relay wrote is surely its own;
+        # sending stops there, before another relay may take over.
+        self._lease_until = 0.0
         self._next_cleanup = 0.0
         self._mode: str | None = None
 
@@ -442,8 +445,13 @@ class Relay:
             elif outcome.unavailable is None:
                 outcome.unavailable = exc
 
+        lease_until = self._lease_until if self.mode == "single" else math.inf
+
         def send(row: _Row) -> None:
             nonlocal chained
+            if time.monotonic() >= lease_until:  # a stalled round: another relay may be on
+                outcome.unavailable = outcome.unavailable or TimeoutError("the lease ran out")
+                return
             if row.id in stale:
                 self._warn_past_window(row, *stale[row.id])
             try:
@@ -602,10 +610,11 @@ class Relay:
 
         from syncmsg.django.outbox._models import OutboxLease
 
-        if self._holding and time.monotonic() < self._renew_at:
+        if self._holding and self._lease_until - time.monotonic() > self._round_budget:
             return True
         alias = self.options.database
         leases = OutboxLease.objects.using(alias)
+        started = time.monotonic()
         now = timezone.now()
         expires = now + dt.timedelta(seconds=self.options.lease)
         current = leases.filter(name=LEASE_NAME).first()
@@ -626,13 +635,19 @@ class Relay:
         if not self._holding:
             log.info("syncmsg: outbox relay %s holds the lease (single mode)", self.name)
         self._holding = True
-        self._renew_at = time.monotonic() + self.options.lease / 3
+        self._lease_until = started + self.options.lease
         return True
+
+    @property
+    def _round_budget(self) -> float:
+        """How long a round may take: the wait for its acks, and a second for the rest."""
+        return self.options.publish_timeout + 2.0
 
     def _lost_lease(self) -> bool:
         if self._holding:
             log.warning("syncmsg: outbox relay %s lost the lease to another relay", self.name)
         self._holding = False
+        self._lease_until = 0.0
         return False
 
     def _release_lease(self) -> None:
@@ -646,6 +661,7 @@ class Relay:
             name=LEASE_NAME, owner=self.name
         ).update(expires=timezone.now())
         self._holding = False
+        self._lease_until = 0.0
 
     # ------------------------------------------------------------------ retention
     def _maybe_clean_up(self) -> None:
