@@ -4,7 +4,11 @@ the duplicate window, retention, the single-relay lease, health and admin."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -456,3 +460,55 @@ def test_a_round_that_outlives_its_lease_stops_sending(outbox_nats: Any) -> None
         Stalled().run_once()
     assert OutboxMessage.objects.get().published is None
     assert not _stored(outbox_nats, "ORDERS")
+
+
+# ---------------------------------------------------------------------------- commands
+def test_syncmsg_relay_once_and_its_errors(outbox_nats: Any) -> None:
+    from django.conf import settings
+    from django.core.management import CommandError, call_command
+
+    with transaction.atomic():
+        for i in range(3):
+            outbox.publish("orders.created", {"n": i})
+    out = io.StringIO()
+    call_command("syncmsg_relay", "--once", "--batch-size", "2", "--mode", "single", stdout=out)
+    assert "published 3 row(s)" in out.getvalue()
+    assert len(_stored(outbox_nats, "ORDERS")) == 3
+    with pytest.raises(CommandError, match="batch_size"):
+        call_command("syncmsg_relay", "--once", "--batch-size", "0")
+    without = {k: v for k, v in settings.SYNCMSG.items() if k != "outbox"}
+    with override_settings(SYNCMSG=without), pytest.raises(CommandError, match="not enabled"):
+        call_command("syncmsg_relay")
+    outbox_nats.stop()
+    dead = {
+        **settings.SYNCMSG,
+        "connect_timeout": 0.2,
+        "connect_retry": syncmsg.RetryPolicy(attempts=1),
+    }
+    with override_settings(SYNCMSG=dead), pytest.raises(CommandError, match="syncmsg_relay"):
+        call_command("syncmsg_relay", "--once")
+
+
+def test_syncmsg_relay_runs_until_sigterm(outbox_nats: Any) -> None:
+    from django.core.management import call_command
+
+    with transaction.atomic():
+        outbox.publish("orders.created", {"n": 1})
+    out = io.StringIO()
+    errors: list[BaseException] = []
+
+    def stop_when_published() -> None:
+        try:
+            syncmsg.testing.wait_until(lambda: "ready" in out.getvalue(), 20)
+            syncmsg.testing.wait_until(lambda: backlog().pending == 0, 20)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the command on the main thread
+
+    thread = threading.Thread(target=stop_when_published)
+    thread.start()
+    call_command("syncmsg_relay", stdout=out)
+    thread.join(10)
+    assert not errors, errors
+    text = out.getvalue()
+    assert "single mode" in text and "syncmsg_relay: stopped: {'published': 1" in text
