@@ -512,3 +512,10 @@ def test_syncmsg_relay_runs_until_sigterm(outbox_nats: Any) -> None:
     assert not errors, errors
     text = out.getvalue()
     assert "single mode" in text and "syncmsg_relay: stopped: {'published': 1" in text
+
+
+def test_concurrent_mode_needs_skip_locked(outbox_nats: Any) -> None:
+    relay = Relay(options=conf.OutboxOptions(mode="concurrent"))
+    with pytest.raises(syncmsg.ConfigurationError, match="SKIP LOCKED"):
+        relay.start()  # SQLite: Django would drop FOR UPDATE without a word
+    assert not relay.is_running

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from syncmsg._errors import NatsConnectionError, SyncMsgError, TimeoutError
+from syncmsg._errors import ConfigurationError, NatsConnectionError, SyncMsgError, TimeoutError
 from syncmsg._retry import RetryPolicy
 from syncmsg.django import conf
 
@@ -176,17 +176,30 @@ class Relay:
     def mode(self) -> str:
         """``"concurrent"`` or ``"single"``: what ``mode="auto"`` chose for the database."""
         if self._mode is None:
+            from django.db import connections
+
+            skip_locked = connections[self.options.database].features
+            skip_locked = skip_locked.has_select_for_update_skip_locked
             mode = self.options.mode
             if mode == "auto":
-                from django.db import connections
-
-                features = connections[self.options.database].features
-                mode = "concurrent" if features.has_select_for_update_skip_locked else "single"
+                mode = "concurrent" if skip_locked else "single"
+            elif mode == "concurrent" and not skip_locked:
+                # Django would drop the FOR UPDATE silently: relays would send rows twice.
+                raise ConfigurationError(
+                    f"{conf.SETTING}['outbox']['mode'] is 'concurrent', but database "
+                    f"{self.options.database!r} has no SELECT ... FOR UPDATE SKIP LOCKED; "
+                    "use 'single' (or 'auto')"
+                )
             self._mode = mode
         return self._mode
 
     def start(self) -> None:
-        """Run the relay on the ``syncmsg-outbox-relay`` thread until :meth:`stop`."""
+        """Run the relay on the ``syncmsg-outbox-relay`` thread until :meth:`stop`.
+
+        Raises :class:`~syncmsg.ConfigurationError` if ``mode="concurrent"`` was asked of
+        a database without ``SKIP LOCKED``.
+        """
+        mode = self.mode  # a mode the database cannot do fails here, not in the thread
         with self._lock:
             if self.is_running:
                 return
@@ -195,7 +208,7 @@ class Relay:
                 target=self._run, name="syncmsg-outbox-relay", daemon=True
             )
             self._thread.start()
-        log.info("syncmsg: outbox relay %s started (%s mode)", self.name, self.mode)
+        log.info("syncmsg: outbox relay %s started (%s mode)", self.name, mode)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop after the current round (which ends within ``publish_timeout``) and give up
