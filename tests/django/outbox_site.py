@@ -4,6 +4,8 @@ things (short lease, timeouts and backoff), and crash points (``outbox_site_urls
 Used as DJANGO_SETTINGS_MODULE by the subprocesses of test_django_outbox_processes.py.
 """
 
+import os
+
 from example_site.settings import *  # noqa: F403
 from example_site.settings import SYNCMSG
 
@@ -18,5 +20,6 @@ SYNCMSG = {
         "backoff_initial": 0.1,
         "backoff_max": 1.0,
         "health_max_age": 60.0,
+        "batch_size": int(os.environ.get("OUTBOX_BATCH_SIZE", "1000")),
     },
 }

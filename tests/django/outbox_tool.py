@@ -1,12 +1,14 @@
 """Subprocess helper of the outbox's process tests (DJANGO_SETTINGS_MODULE=outbox_site).
 
-``python outbox_tool.py write N``: N committed transactions, each a task and its
-``task.created`` event in the outbox (and N/10 rolled back ones, which leave nothing).
+``python outbox_tool.py write N [PER_TRANSACTION]``: N tasks, each with its
+``task.created`` event in the outbox, committed PER_TRANSACTION (1) at a time; and N/10
+rolled-back transactions, which leave nothing.
 
 ``python outbox_tool.py relay-dies-before-marking``: a relay that SIGKILLs itself after
 its first round was published and acknowledged, before it marks the rows.
 """
 
+import dataclasses
 import os
 import signal
 import sys
@@ -23,17 +25,18 @@ from syncmsg.django import outbox  # noqa: E402
 from syncmsg.django.outbox import Relay  # noqa: E402
 
 
-def write(count: int) -> None:
-    for i in range(count):
+def write(count: int, per_transaction: int) -> None:
+    for start in range(0, count, per_transaction):
         with transaction.atomic():
-            task = Task.objects.create(
-                tenant_id=settings.TASKBOARD_TENANT_ID, title=f"written {i}", kind="batch"
-            )
-            event = outbox.publish_task_event(
-                task.tenant_id, type="task.created", task_id=task.id, task_type=task.kind
-            )
-            Task.objects.filter(pk=task.pk).update(event_id=event.id)
-        if i % 10 == 0:
+            for i in range(start, min(start + per_transaction, count)):
+                task = Task.objects.create(
+                    tenant_id=settings.TASKBOARD_TENANT_ID, title=f"written {i}", kind="batch"
+                )
+                event = outbox.publish_task_event(
+                    task.tenant_id, type="task.created", task_id=task.id, task_type=task.kind
+                )
+                Task.objects.filter(pk=task.pk).update(event_id=event.id)
+        for _ in range(start, min(start + per_transaction, count), 10):
             try:
                 with transaction.atomic():
                     task = Task.objects.create(
@@ -56,9 +59,13 @@ class DiesBeforeMarking(Relay):
 
 if __name__ == "__main__":
     if sys.argv[1] == "write":
-        write(int(sys.argv[2]))
+        write(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)
     elif sys.argv[1] == "relay-dies-before-marking":
-        DiesBeforeMarking().run_once()
+        from syncmsg.django import conf
+
+        # Patient, so that the whole round is acknowledged however loaded the machine is.
+        options = dataclasses.replace(conf.options().outbox, publish_timeout=30.0)
+        DiesBeforeMarking(options=options).run_once()
         raise SystemExit("the relay should have died")
     else:
         raise SystemExit(f"unknown command {sys.argv[1]!r}")
