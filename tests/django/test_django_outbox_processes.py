@@ -252,7 +252,7 @@ def test_nats_restarted_mid_batch(example_db: ExampleDb, nats_server_factory: An
     server = nats_server_factory(jetstream=True)
     # Rounds of 50: the relay is still busy when the server goes away.
     env = _env(server.url, example_db, SYNCMSG_LOG="INFO", OUTBOX_BATCH_SIZE="50")
-    total = 3000
+    total = 2000
     subprocess.run([sys.executable, str(TOOL), "write", str(total), "20"], cwd=EXAMPLE,
                    env=env, check=True, timeout=300)  # fmt: skip
     log = example_db.tmp / "relay.log"
