@@ -13,6 +13,9 @@ A background thread owns an asyncio loop running nats-py; every method here bloc
 calling thread only, with a timeout, and may be called from any thread.
 """
 
+import sys
+
+from syncmsg import _exports
 from syncmsg._client import Client, ClientState, connect
 from syncmsg._config import Config
 from syncmsg._errors import (
@@ -36,6 +39,7 @@ from syncmsg._errors import (
     StreamNotFoundError,
     SyncMsgError,
     TimeoutError,
+    TLSError,
     WrongLastSequenceError,
 )
 from syncmsg._msg import Msg, MsgMetadata
@@ -77,9 +81,14 @@ __all__ = [
     "Subscription",
     "SyncMsgError",
     "SyncSubscription",
+    "TLSError",
     "TimeoutError",
     "WrongLastSequenceError",
     "__version__",
     "check_token",
     "connect",
 ]
+
+# Tracebacks and reprs say syncmsg.RemoteError, not syncmsg._errors.RemoteError (as httpx).
+_exports.present_as_public(sys.modules[__name__])
+_exports.present_as_public(sys.modules["syncmsg.jetstream"])  # imported above, for JetStream

@@ -1,31 +1,34 @@
-"""The blocking, thread-safe client.
+"""The blocking, thread-safe client: a thin facade over the core's pieces.
 
 Threading model (see docs/threading.md):
 
 * **Caller threads** (any number) run every public method. ``publish`` validates and encodes
   on the caller's thread and appends to the outbound queue: no round trip to the loop.
-  ``request`` registers a waiter, queues the request the same way and waits on a
-  ``threading.Event``. Other blocking calls hand one coroutine to the loop and wait for it
-  with a timeout (:class:`~syncmsg._runtime.LoopThread`).
+  ``request`` registers a waiter with the reply mux, queues the request the same way and
+  waits on a lock the loop releases. Other blocking calls hand one coroutine to the loop
+  and wait for it with a timeout. None may be called from the loop thread.
 * **The loop thread** ``syncmsg-loop-N`` owns nats-py (:mod:`syncmsg._connection`). It never
-  runs user code.
-* **Worker threads** ``syncmsg-sub-<sid>-<i>`` run subscription callbacks.
+  runs user code. It calls :meth:`Client._on_status` and :meth:`Client._on_error`, and
+  :meth:`Client.publish` for the automatic acks of JetStream consumers' closing messages.
+* **Worker threads** ``syncmsg-sub-<sid>-<i>`` run subscription callbacks
+  (:mod:`syncmsg._subscription`).
 * **The hooks thread** ``syncmsg-hooks-N`` runs status hooks (``disconnected_callback`` …)
-  and reports of errors seen on the loop, so user code never runs on the loop.
+  and reports of errors seen on the loop (:mod:`syncmsg._hooks`).
+
+Every lifecycle change goes through the one state machine (:mod:`syncmsg._lifecycle`);
+``state``, ``is_connected`` and ``health()`` all read it, so they never disagree.
 
 A client created before ``os.fork()`` notices in the child that the pid changed and starts
 afresh there, with a new loop thread and a new connection; it never touches the parent's
-socket. Subscriptions stay with the process that made them.
+socket. The restart is a state transition: other threads of the child that need the
+connection meanwhile wait for it. Subscriptions stay with the process that made them.
 """
 
 from __future__ import annotations
 
 import atexit
-import enum
-import itertools
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
@@ -34,22 +37,43 @@ from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload, pub_command
 from syncmsg._config import Config
-from syncmsg._connection import SERVICE_ERROR, SERVICE_ERROR_CODE, Connection
+from syncmsg._connection import Connection
+from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue
 from syncmsg._errors import (
     ConfigurationError,
     ConnectionClosedError,
     LoopThreadError,
+    NatsConnectionError,
     PayloadTooLargeError,
     SlowConsumerError,
     SyncMsgError,
     TimeoutError,
+    describe_remote_exception,
+    is_definite_refusal,
+)
+from syncmsg._hooks import Hooks
+from syncmsg._lifecycle import (
+    CLOSED,
+    CONNECTED,
+    CONNECTING,
+    DRAINING,
+    LIVE,
+    NEW,
+    RECONNECTING,
+    ClientState,
+    Lifecycle,
 )
 from syncmsg._msg import Msg
+from syncmsg._replies import REPLY_TOKEN_LENGTH, SERVICE_ERROR, SERVICE_ERROR_CODE, new_token
 from syncmsg._retry import RetryPolicy
-from syncmsg._runtime import LoopThread
-from syncmsg._subjects import check_publish_subject, check_queue, check_subscribe_subject
-from syncmsg._subscription import ErrorCallback, Subscription, SyncSubscription, _Base
+from syncmsg._subjects import check_publish, check_request, check_subscription
+from syncmsg._subscription import (
+    Subscription,
+    SubscriptionRegistry,
+    SyncSubscription,
+)
+from syncmsg._types import ErrorCallback, StatusCallback
 
 if TYPE_CHECKING:
     from syncmsg.jetstream import JetStream
@@ -58,35 +82,24 @@ __all__ = ["Client", "ClientState", "connect"]
 
 log = logging.getLogger("syncmsg")
 
-StatusCallback = Callable[[], Any]
-_hook_ids = itertools.count(1)
-_sids = itertools.count(1)
-# How many messages may wait between the loop and a subscription's workers; the rest wait
-# in nats-py's own bounded queue, which reports a slow consumer when it overflows.
-_HANDOFF_MSGS = 1024
-
-
-class ClientState(str, enum.Enum):
-    """Where a client is in its life: NEW → CONNECTING → CONNECTED ⇄ RECONNECTING →
-    DRAINING → CLOSED."""
-
-    NEW = "new"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    DRAINING = "draining"
-    CLOSED = "closed"
-
-
-_CLOSED = ClientState.CLOSED  # a module global is cheaper than an enum lookup on the hot path
+#: Even when the close budget is spent (an unreachable server took it), closing the
+#: nats-py client and ending the loop thread each get this long, so that nothing is left
+#: half closed.
+_MIN_CLOSE_STEP = 0.25
 
 
 class Client:
     """A NATS connection for threaded code. Create it with :func:`syncmsg.connect`.
 
-    Every method may be called from any thread. Blocking methods take ``timeout`` in
-    seconds (default: ``config.timeout``) and raise :class:`~syncmsg.TimeoutError` when it
-    runs out. Use it as a context manager, or call :meth:`close`.
+    Every method may be called from any thread but the client's own event-loop thread.
+    Blocking methods take ``timeout`` in seconds (default: ``config.timeout``) and raise
+    :class:`~syncmsg.TimeoutError` when it runs out. Use it as a context manager, or call
+    :meth:`close`.
+
+    For layers built on the core (syncmsg's JetStream, key-value and services, or your
+    own), :meth:`connection`, :attr:`hooks` and :attr:`subscriptions` are the shared core
+    API: the live :class:`~syncmsg._connection.Connection`, the thread that runs user
+    callbacks, and the registry of live subscriptions.
     """
 
     def __init__(
@@ -99,88 +112,144 @@ class Client:
         closed_callback: StatusCallback | None = None,
     ) -> None:
         self._config = config or Config.build()
-        self._error_callback = error_callback
-        self._status_hooks: dict[str, StatusCallback | None] = {
-            "disconnected": disconnected_callback,
-            "reconnected": reconnected_callback,
-            "closed": closed_callback,
-        }
-        self._state = ClientState.NEW
-        self._state_lock = threading.RLock()
-        self._pid = os.getpid()
-        self._runtime: LoopThread | None = None
+        self.hooks = Hooks(
+            error_callback,
+            disconnected=disconnected_callback,
+            reconnected=reconnected_callback,
+            closed=closed_callback,
+        )
+        self.subscriptions = SubscriptionRegistry()
+        self._lifecycle = Lifecycle()
         self._conn: Connection | None = None
-        self._subs: dict[int, _Base] = {}
-        self._hooks: queue.SimpleQueue[Callable[[], Any] | None] | None = None
-        self._hooks_thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._fork_generation = _fork_generation
         self._reconnects = 0
         self._errors = 0
-        self._js: JetStream | None = None
         self._calls = 0
-        self._fork_generation = _fork_generation
+        self._js: JetStream | None = None
         _live_clients.add(self)
 
     def __repr__(self) -> str:
         servers = ",".join(self._config.redacted_servers)
-        return f"<syncmsg.Client {self._state.value} {servers}>"
+        return f"<syncmsg.Client {self.state.value} {servers}>"
 
-    # ================================================================ lifecycle
+    # ================================================================ state (any thread)
     @property
     def config(self) -> Config:
         return self._config
 
     @property
     def state(self) -> ClientState:
-        return self._state
+        """The lifecycle state. In a forked child that has not used the client yet, the
+        state its restart will start from (``connecting``)."""
+        state = self._lifecycle.state
+        if self._pid != os.getpid() and state in LIVE:
+            return CLOSED if state is DRAINING else CONNECTING
+        return state
 
     @property
     def is_connected(self) -> bool:
-        conn = self._conn
-        return (
-            self._state is ClientState.CONNECTED
-            and self._pid == os.getpid()
-            and conn is not None
-            and conn.nc.is_connected
-        )
+        return self.state is CONNECTED
 
     @property
     def is_closed(self) -> bool:
-        return self._state is ClientState.CLOSED
+        return self.state is CLOSED
 
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection came back after being lost."""
+        return self._reconnects
+
+    @property
+    def server_info(self) -> dict[str, Any]:
+        """The connected server's INFO (``server_id``, ``version``, ``max_payload``, …)."""
+        conn = self._conn
+        return dict(conn.server_info) if conn is not None else {}
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (payload plus headers) the server accepts, in bytes."""
+        conn = self._conn
+        return conn.max_payload if conn is not None else 0
+
+    @property
+    def connected_url(self) -> str | None:
+        """The server connected to now (credentials removed), or None."""
+        conn = self._conn
+        return conn.connected_url if conn is not None and self.is_connected else None
+
+    @property
+    def servers(self) -> list[str]:
+        """Every server this client may connect to: configured and discovered."""
+        conn = self._conn
+        return conn.servers if conn is not None else list(self._config.redacted_servers)
+
+    @property
+    def discovered_servers(self) -> list[str]:
+        """Servers the cluster told this client about."""
+        conn = self._conn
+        return conn.discovered_servers if conn is not None else []
+
+    # ================================================================ lifecycle
     def connect(self, timeout: float | None = None) -> Client:
-        """Connect (retrying per ``config.connect_retry``); returns the client itself."""
-        with self._state_lock:
-            if self._state is ClientState.CLOSED:
+        """Connect, retrying per ``config.connect_retry``; returns the client itself.
+
+        ``timeout`` bounds the whole connect, retries included. Definite refusals (bad
+        credentials, a bad certificate) are not retried. Called while another thread
+        connects, waits for that connect.
+
+        :raises ConnectionClosedError: the client is closed.
+        :raises NoServersError, AuthorizationError, TimeoutError: no connection was made.
+        """
+        self._check_fork()
+        lifecycle = self._lifecycle
+        if not lifecycle.transition(CONNECTING, expect={NEW}):
+            state = lifecycle.state
+            if state is CONNECTING:
+                state = lifecycle.wait_while({CONNECTING}, timeout or self._connect_budget())
+            if state is CLOSED:
                 raise ConnectionClosedError("client is closed")
-            if self._state is not ClientState.NEW:
+            if state is not NEW:
                 return self
-            self._state = ClientState.CONNECTING
+            raise ConnectionClosedError("connecting (in another thread) failed")
         try:
-            self._start(timeout)
+            conn = self._open_connection(Deadline(timeout))
         except BaseException:
-            self._state = ClientState.NEW
-            self._stop_runtime(1.0)
+            lifecycle.transition(NEW, expect={CONNECTING})
             raise
+        self._conn = conn
+        if not lifecycle.transition(CONNECTED, expect={CONNECTING}):
+            conn.close(1.0)  # closed while connecting
+            conn.stop(1.0)
+            raise ConnectionClosedError("client was closed while connecting")
+        log.info("syncmsg: connected to %s", conn.connected_url)
         return self
 
-    def _start(self, timeout: float | None) -> None:
-        runtime = LoopThread()
-        runtime.start()
-        conn = Connection(self, runtime, self._config)
-        self._runtime, self._conn = runtime, conn
+    def _open_connection(self, deadline: Deadline) -> Connection:
+        """A new, connected :class:`Connection` (caller thread)."""
+        conn = Connection(self._config, on_status=self._on_status, on_error=self._on_error)
+        conn.start()
         attempt_timeout = self._config.connect_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
 
         def attempt(left: float | None) -> None:
-            limit = attempt_timeout if left is None else min(attempt_timeout, left)
-            runtime.call(conn.connect(limit), limit + 0.5, what="connect")
+            conn.connect(attempt_timeout if left is None else min(attempt_timeout, left))
 
-        self._config.connect_retry.call(attempt, deadline=deadline)
-        self._state = ClientState.CONNECTED
-        url = conn.nc.connected_url
-        log.info(
-            "syncmsg: connected to %s:%s", url.hostname if url else "?", url.port if url else ""
-        )
+        try:
+            self._config.connect_retry.call(
+                attempt, deadline=deadline.at, should_retry=self._retry_connect
+            )
+        except BaseException:
+            conn.stop(1.0)
+            raise
+        return conn
+
+    def _retry_connect(self, exc: BaseException) -> bool:
+        if is_definite_refusal(exc):
+            return False  # bad credentials, a bad certificate: trying again cannot help
+        return isinstance(exc, self._config.connect_retry.retry_on)
+
+    def _connect_budget(self) -> float:
+        return self._config.connect_retry.deadline or self._config.connect_timeout
 
     def __enter__(self) -> Client:
         return self.connect()
@@ -191,104 +260,122 @@ class Client:
     def close(self, timeout: float | None = None) -> None:
         """Flush, drain subscriptions, close the connection and end the threads.
 
-        Idempotent. Everything happens under one deadline (default ``config.close_timeout``);
-        callers still waiting are woken with :class:`~syncmsg.ConnectionClosedError`. Work not
-        finished by the deadline is abandoned with a warning, never waited for forever.
+        Idempotent; called while another thread closes, waits for that close. Everything
+        happens under one deadline (default ``config.close_timeout``); callers still
+        waiting are woken with :class:`~syncmsg.ConnectionClosedError`. Work not finished
+        by the deadline is abandoned with a warning, never waited for forever. Unread
+        messages of ``subscribe_sync`` subscriptions are discarded at once.
         """
-        self._shutdown(self._timeout(timeout, self._config.close_timeout), strict=False)
+        self._shutdown(check_timeout(timeout, self._config.close_timeout), strict=False)
 
     def drain(self, timeout: float | None = None) -> None:
         """Like :meth:`close`, but raises :class:`~syncmsg.TimeoutError` if in-hand messages
         were not all handled before the deadline (default ``config.drain_timeout``)."""
-        self._shutdown(self._timeout(timeout, self._config.drain_timeout), strict=True)
+        self._shutdown(check_timeout(timeout, self._config.drain_timeout), strict=True)
 
     def _shutdown(self, timeout: float, *, strict: bool) -> None:
-        deadline = time.monotonic() + timeout
-        with self._state_lock:
-            if self._state in (ClientState.CLOSED, ClientState.DRAINING):
+        deadline = Deadline(timeout)
+        if self._pid != os.getpid() or self._fork_generation != _fork_generation:
+            self._forget_parent()
+        lifecycle = self._lifecycle
+        while True:
+            state = lifecycle.state
+            if state is CLOSED:
+                self._stop_loop_thread(deadline)
                 return
-            forked = self._pid != os.getpid()
-            was_new = self._state is ClientState.NEW
-            self._state = ClientState.DRAINING
-        if forked or was_new:
-            self._finish_close()
-            return
-        runtime, conn = self._runtime, self._conn
-        assert runtime is not None and conn is not None
-        in_loop = runtime.in_loop_thread()
+            if state is DRAINING:  # another thread is closing: wait for it
+                lifecycle.wait_while({DRAINING}, deadline.left())
+                return
+            if state in (NEW, CONNECTING):
+                if lifecycle.transition(CLOSED, expect={NEW, CONNECTING}):
+                    self._finish_close(was_connected=False)
+                    return
+                continue
+            if lifecycle.transition(DRAINING, expect={CONNECTED, RECONNECTING}):
+                was_connected = state is CONNECTED
+                break
+        conn = self._conn
+        assert conn is not None
+        in_loop = conn.in_loop_thread()
         unfinished: list[str] = []
-        for sub in list(self._subs.values()):
-            left = max(deadline - time.monotonic(), 0.0)
+        for sub in self.subscriptions:
             try:
                 if in_loop:
                     sub._closed_by_client()
                 else:
-                    sub.drain(left)
+                    sub._close_with_client(deadline.left())
             except SyncMsgError as exc:
                 unfinished.append(f"{sub.subject}: {exc}")
         reason = ConnectionClosedError("client closed")
         conn.refuse_new_work(reason)
-        if not in_loop:
-            left = max(deadline - time.monotonic(), 0.0)
+        if conn.is_connected and not in_loop and not conn.all_confirmed:
+            # The PONG comes after every reply the server routed back to us before it:
+            # answers to requests made while draining are in.
             try:
-                runtime.call(conn.close(left), left, what="close")
+                conn.flush(deadline.left())
             except SyncMsgError as exc:
-                log.warning("syncmsg: close did not finish cleanly: %s", exc)
-        conn.fail_waiters(reason)
-        self._stop_runtime(max(deadline - time.monotonic(), 0.0))
-        self._finish_close()
+                log.warning("syncmsg: final flush failed: %s", exc)
+        # Wake the waiters before the close, which can take all that is left of the budget
+        # when the server is unreachable.
+        conn.replies.close(reason)
+        conn.close(max(deadline.left(), _MIN_CLOSE_STEP))
+        if not conn.stop(max(deadline.left(), _MIN_CLOSE_STEP), reason) and not in_loop:
+            log.warning("syncmsg: loop thread %s did not stop in time; abandoned", conn.thread_name)
+        self._finish_close(was_connected)
         if unfinished:
             message = "; ".join(unfinished)
             if strict:
                 raise TimeoutError(f"drain did not finish: {message}")
             log.warning("syncmsg: close abandoned unfinished work: %s", message)
 
-    def _stop_runtime(self, timeout: float) -> None:
-        runtime = self._runtime
-        if runtime is not None and not runtime.stop(timeout) and not runtime.in_loop_thread():
-            log.warning("syncmsg: loop thread %s did not stop in time; abandoned", runtime.name)
+    def _stop_loop_thread(self, deadline: Deadline) -> None:
+        """The client closed under us (reconnecting gave up): end the loop thread now."""
+        conn = self._conn
+        if conn is not None and conn.loop_alive and not conn.in_loop_thread():
+            conn.stop(deadline.left())
 
-    def _finish_close(self) -> None:
-        for sub in list(self._subs.values()):
+    def _finish_close(self, was_connected: bool) -> None:
+        for sub in self.subscriptions.clear():
             sub._closed_by_client()
-        self._subs.clear()
-        self._state = ClientState.CLOSED
-        self._run_hook("closed")
-        hooks = self._hooks
-        if hooks is not None:
-            hooks.put(None)
+        self._lifecycle.transition(CLOSED, expect={DRAINING, NEW, CONNECTING})
+        if was_connected:
+            self.hooks.status("disconnected")
+        self.hooks.status("closed")
+        self.hooks.stop()
         _live_clients.discard(self)
 
-    # ================================================================ guards
-    def _timeout(self, value: float | None, default: float | None = None) -> float:
-        if value is None:
-            return default if default is not None else self._config.timeout
-        if value <= 0:
-            raise ValueError(f"timeout must be positive, got {value!r}")
-        return float(value)
+    # ================================================================ the shared core API
+    def connection(self, timeout: float | None = None) -> Connection:
+        """The connection to use now (any thread but the loop).
 
-    def _live(self) -> Connection:
-        """The connection to use now; reconnects in a forked child, refuses after close.
+        Reconnects in a forked child, and waits (at most ``timeout``, default the connect
+        budget) while a connect or a fork restart is in progress. Works while the client
+        drains: callbacks finishing their last messages must be able to reply and ack.
 
-        While the client drains, publishing still works: callbacks finishing their last
-        messages must be able to reply and ack.
+        :raises ConnectionClosedError: the client is closed, or was never connected.
         """
-        if self._pid != os.getpid() or self._fork_generation != _fork_generation:
-            self._restart_after_fork()
+        self._check_fork()
+        lifecycle = self._lifecycle
+        state = lifecycle.state
+        if state is CONNECTING:
+            state = lifecycle.wait_while({CONNECTING}, timeout or self._connect_budget())
         conn = self._conn
-        state = self._state
-        if conn is None or state is ClientState.NEW:
-            if state is ClientState.CLOSED:
-                raise ConnectionClosedError("client is closed")
-            raise ConnectionClosedError("client is not connected: call connect() first")
-        if state is ClientState.CLOSED:
+        if state is CLOSED:
             raise ConnectionClosedError("client is closed")
+        if conn is None or state is NEW or state is CONNECTING:
+            raise ConnectionClosedError("client is not connected: call connect() first")
         return conn
 
-    def _loop(self) -> LoopThread:
-        runtime = self._runtime
-        assert runtime is not None
-        return runtime
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid() or self._fork_generation != _fork_generation:
+            self._restart_after_fork()
+
+    def _guard(self, conn: Connection, what: str) -> None:
+        if conn.in_loop_thread():
+            raise LoopThreadError(
+                f"{what}() blocks, and cannot be called from the event loop thread "
+                f"{conn.thread_name!r}; call it from another thread"
+            )
 
     # ================================================================ publish / request
     def publish(
@@ -301,41 +388,42 @@ class Client:
     ) -> None:
         """Queue a message for ``subject``; returns without waiting for the network.
 
-        ``data`` may be bytes, str (UTF-8), a dict or list (JSON) or a pydantic model.
-        Messages published by one thread are sent in order. Call :meth:`flush` to wait until
-        the server has them. Raises on bad input before anything is queued, and
+        Any thread, the loop's included (syncmsg's own acks). ``data`` may be bytes, str
+        (UTF-8), a dict or list (JSON), a pydantic model, or None (an empty payload).
+        Messages published by one thread are sent in order. Call :meth:`flush` to wait
+        until the server has them. Raises on bad input before anything is queued, and
         :class:`~syncmsg.BufferFullError` when disconnected with a full reconnect buffer.
         """
         # The hot path. os.getpid() is a system call, so the pid is checked on every 64th
         # call and whenever a fork hook has run; a child without fork hooks (uWSGI) is
         # caught within a few calls, and what it queued meanwhile moves to its new
-        # connection (see _restart_after_fork).
+        # connection (see _restart_after_fork). The generation is read before the
+        # connection: a fork restart clears the connection before it moves the generation.
         self._calls += 1
-        conn = self._conn
-        if (
-            conn is None
-            or not self._calls & 63
-            or self._fork_generation != _fork_generation
-            or self._state is _CLOSED
-        ):
-            conn = self._live()
-        check_publish_subject(subject)
-        if reply:
-            check_publish_subject(reply, "reply subject")
+        if self._fork_generation != _fork_generation or not self._calls & 63:
+            conn = self.connection()
+        else:
+            conn = self._conn or self.connection()
+        check_publish(subject, reply)
         payload = data if type(data) is bytes else encode_payload(data)
-        if len(payload) > conn.max_payload:
+        block = None if headers is None else encode_headers(headers)
+        size = len(payload) if block is None else len(payload) + len(block)
+        if size > conn.max_payload:
             raise PayloadTooLargeError(
-                f"{len(payload)} bytes is more than the server's max_payload "
+                f"{size} bytes (payload and headers) is more than the server's max_payload "
                 f"({conn.max_payload}) on {subject!r}"
             )
-        block = None if headers is None else encode_headers(headers)
-        conn.enqueue(pub_command(subject, reply or "", payload, block))
+        conn.enqueue(pub_command(subject, reply or "", payload, block), len(payload))
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until the server has received everything published so far."""
-        timeout = self._timeout(timeout)
-        conn = self._live()
-        self._loop().call(conn.flush(timeout), timeout, what="flush")
+        """Wait until the server has received everything published so far.
+
+        :raises LoopThreadError: called from the event-loop thread.
+        """
+        timeout = check_timeout(timeout, self._config.timeout)
+        conn = self.connection()
+        self._guard(conn, "flush")
+        conn.flush(timeout)
 
     def request(
         self,
@@ -352,27 +440,36 @@ class Client:
         :class:`~syncmsg.RemoteError` when the responder's handler failed. With ``retry``
         (or ``config.request_retry``), timeouts and missing responders are retried with
         backoff; ``timeout`` then bounds each attempt.
+
+        :raises LoopThreadError: called from the event-loop thread.
         """
-        timeout = self._timeout(timeout)
-        conn = self._live()
-        if self._loop().in_loop_thread():
-            raise LoopThreadError("request() cannot be called from the event loop thread")
-        check_publish_subject(subject)
+        timeout = check_timeout(timeout, self._config.timeout)
+        conn = self.connection()
+        self._guard(conn, "request")
+        check_request(subject, len(conn.replies.prefix) + REPLY_TOKEN_LENGTH)
         payload = encode_payload(data)
-        header_block = encode_headers(headers)
-        if len(payload) > conn.max_payload:
-            raise PayloadTooLargeError(f"{len(payload)} bytes is more than max_payload")
-        policy = retry or self._config.request_retry
+        block = encode_headers(headers)
+        size = len(payload) + (len(block) if block else 0)
+        if size > conn.max_payload:
+            raise PayloadTooLargeError(
+                f"{size} bytes (payload and headers) is more than the server's max_payload "
+                f"({conn.max_payload}) on {subject!r}"
+            )
 
         def once(left: float | None) -> Msg:
-            wait = timeout if left is None else min(timeout, left)
-            reply, waiter = conn.new_reply()
-            conn.enqueue(pub_command(subject, reply, payload, header_block))
-            return conn.await_reply(reply, waiter, wait, subject)
+            answer = conn.request(
+                subject, payload, block, timeout if left is None else min(timeout, left)
+            )
+            return Msg(answer.subject, answer.data, answer.headers, "", self)
 
+        policy = retry or self._config.request_retry
         if policy is None:
             return once(None)
         return policy.call(once)
+
+    def new_inbox(self) -> str:
+        """A fresh, unguessable inbox subject (``<inbox_prefix>.<random>``), as nats-py's."""
+        return f"{self._config.inbox_prefix}.{new_token()}{new_token()}"
 
     # ================================================================ subscriptions
     def subscribe(
@@ -384,6 +481,7 @@ class Client:
         workers: int | None = None,
         pending_msgs_limit: int | None = None,
         pending_bytes_limit: int | None = None,
+        max_msgs: int | None = None,
         error_callback: ErrorCallback | None = None,
         timeout: float | None = None,
     ) -> Subscription:
@@ -391,24 +489,25 @@ class Client:
 
         ``workers`` threads (default ``config.workers``, 1 keeps order) run the callback. An
         exception is logged with the subject and passed to ``error_callback`` (or the
-        client's); it never stops the subscription. The subscription is registered at the
-        server when this returns.
+        client's); it never stops the subscription. At most ``pending_msgs_limit``
+        messages and ``pending_bytes_limit`` bytes wait for a worker; beyond that messages
+        are dropped and reported as a :class:`~syncmsg.SlowConsumerError`. With
+        ``max_msgs``, the subscription ends by itself after that many messages. The
+        subscription is registered at the server when this returns.
+
+        :raises LoopThreadError: called from the event-loop thread.
         """
         if not callable(callback):
             raise TypeError("callback must be callable")
         workers = workers or self._config.workers
         if workers < 1:
             raise ValueError("workers must be at least 1")
-
-        def make(q: MessageQueue, sid: int) -> Subscription:
-            return Subscription(
-                self, subject, queue or "", q, callback, workers, error_callback, sid
-            )
-
-        sub = self._subscribe(
-            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make
+        conn, queue_group, handoff, wait = self._prepare_subscription(
+            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout
         )
-        assert isinstance(sub, Subscription)
+        sub = Subscription(self, subject, queue_group, handoff, callback, workers, error_callback)
+        sub._open(conn, subject, wait, limit=_check_max_msgs(max_msgs))
+        sub._start_workers()
         return sub
 
     def subscribe_sync(
@@ -418,54 +517,37 @@ class Client:
         queue: str | None = None,
         pending_msgs_limit: int | None = None,
         pending_bytes_limit: int | None = None,
+        max_msgs: int | None = None,
         timeout: float | None = None,
     ) -> SyncSubscription:
-        """Subscribe, and read messages with ``next_msg(timeout=...)`` or by iterating."""
+        """Subscribe, and read messages with ``next_msg(timeout=...)`` or by iterating.
 
-        def make(q: MessageQueue, sid: int) -> SyncSubscription:
-            sub = SyncSubscription(self, subject, queue or "", q)
-            sub.sid = sid
-            return sub
-
-        sub = self._subscribe(
-            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout, make
+        :raises LoopThreadError: called from the event-loop thread.
+        """
+        conn, queue_group, handoff, wait = self._prepare_subscription(
+            subject, queue, pending_msgs_limit, pending_bytes_limit, timeout
         )
-        assert isinstance(sub, SyncSubscription)
+        sub = SyncSubscription(self, subject, queue_group, handoff)
+        sub._open(conn, subject, wait, limit=_check_max_msgs(max_msgs))
         return sub
 
-    def _subscribe(
+    def _prepare_subscription(
         self,
         subject: str,
         queue: str | None,
         pending_msgs_limit: int | None,
         pending_bytes_limit: int | None,
         timeout: float | None,
-        make: Callable[[MessageQueue, int], _Base],
-    ) -> _Base:
-        timeout = self._timeout(timeout)
-        conn = self._live()
-        if self._state is ClientState.DRAINING:
+    ) -> tuple[Connection, str, MessageQueue, float]:
+        wait = check_timeout(timeout, self._config.timeout)
+        conn = self.connection()
+        self._guard(conn, "subscribe")
+        if self._lifecycle.state is DRAINING:
             raise ConnectionClosedError("client is closing; no new subscriptions")
-        check_subscribe_subject(subject)
-        queue_group = check_queue(queue)
+        queue_group = check_subscription(subject, queue)
         msgs = pending_msgs_limit or self._config.pending_msgs_limit
         limit_bytes = pending_bytes_limit or self._config.pending_bytes_limit
-        runtime = self._loop()
-        handoff = MessageQueue(runtime.loop, min(msgs, _HANDOFF_MSGS), limit_bytes)
-        sid = next(_sids)
-        sub = make(handoff, sid)
-        self._subs[sid] = sub
-        try:
-            sub._nats_sub = runtime.call(
-                conn.subscribe(subject, queue_group, sub._deliver, msgs, limit_bytes, timeout),
-                timeout,
-                what=f"subscribe {subject}",
-            )
-        except BaseException:
-            sub._closed_by_client()
-            self._subs.pop(sid, None)
-            raise
-        return sub
+        return conn, queue_group, MessageQueue(conn.loop, msgs, limit_bytes), wait
 
     def serve(
         self,
@@ -488,11 +570,10 @@ class Client:
                 result = handler(msg)
             except Exception as exc:
                 if msg.reply:
-                    description = (str(exc) or type(exc).__name__).replace("\r", " ")
                     msg.respond(
                         b"",
                         headers={
-                            SERVICE_ERROR: description.replace("\n", " "),
+                            SERVICE_ERROR: describe_remote_exception(exc),
                             SERVICE_ERROR_CODE: "500",
                         },
                     )
@@ -504,33 +585,12 @@ class Client:
             subject, respond, queue=queue, workers=workers, error_callback=error_callback
         )
 
-    def _remove_interest(self, sub: _Base, *, drain: bool, timeout: float | None = None) -> None:
-        """Tell the server to stop sending ``sub``'s messages (any thread but the loop)."""
-        runtime, conn = self._runtime, self._conn
-        if (
-            runtime is None
-            or conn is None
-            or sub._nats_sub is None
-            or self._pid != os.getpid()
-            or runtime.in_loop_thread()
-            or not runtime.is_alive
-        ):
-            return
-        wait = self._timeout(timeout)
-        try:
-            runtime.call(conn.unsubscribe(sub._nats_sub, drain), wait, what="unsubscribe")
-        except SyncMsgError as exc:
-            log.debug("syncmsg: unsubscribe from %r failed: %s", sub.subject, exc)
-
-    def _forget(self, sub: _Base) -> None:
-        self._subs.pop(sub.sid, None)
-
     # ================================================================ JetStream
     def jetstream(self, **options: Any) -> JetStream:
         """The JetStream API on this connection (see :mod:`syncmsg.jetstream`)."""
         from syncmsg.jetstream import JetStream
 
-        self._live()
+        self.connection()
         if options:
             return JetStream(self, **options)
         if self._js is None:
@@ -544,23 +604,23 @@ class Client:
         ``{"ok": bool, "state": ..., "connected": bool, "server": url, "rtt_ms": float|None,
         "error": str|None}``
         """
-        timeout = self._timeout(timeout)
+        timeout = check_timeout(timeout, self._config.timeout)
+        state = self.state
+        conn = self._conn
         info: dict[str, Any] = {
             "ok": False,
-            "state": self._state.value,
-            "connected": self.is_connected,
+            "state": state.value,
+            "connected": state is CONNECTED,
             "server": None,
             "rtt_ms": None,
             "error": None,
         }
-        conn = self._conn
-        if conn is not None and conn.nc.connected_url is not None:
-            url = conn.nc.connected_url
-            info["server"] = f"{url.scheme}://{url.hostname}:{url.port}"
+        if conn is not None and state is CONNECTED:
+            info["server"] = conn.connected_url
             info["server_id"] = conn.server_info.get("server_id")
             info["server_version"] = conn.server_info.get("version")
-        if not info["connected"]:
-            info["error"] = f"not connected ({self._state.value})"
+        if state is not CONNECTED:
+            info["error"] = f"not connected ({state.value})"
             return info
         started = time.perf_counter()
         try:
@@ -573,11 +633,12 @@ class Client:
         return info
 
     def stats(self) -> dict[str, Any]:
-        """Counters: messages and bytes in and out, reconnects, buffered bytes, subscriptions."""
+        """Counters: messages and payload bytes in and out, reconnects, buffered bytes,
+        subscriptions."""
         conn = self._conn
-        nats_stats: dict[str, int] = dict(conn.nc.stats) if conn is not None else {}
+        nats_stats = conn.nats_stats if conn is not None else {}
         return {
-            "state": self._state.value,
+            "state": self.state.value,
             "out_msgs": conn.out_msgs if conn else 0,
             "out_bytes": conn.out_bytes if conn else 0,
             "in_msgs": nats_stats.get("in_msgs", 0),
@@ -585,169 +646,129 @@ class Client:
             "reconnects": self._reconnects,
             "errors": self._errors,
             "buffered_bytes": conn.buffered_bytes if conn else 0,
-            "subscriptions": [sub.stats() for sub in list(self._subs.values())],
+            "subscriptions": [sub.stats() for sub in self.subscriptions],
         }
 
-    # ================================================================ status (loop thread)
+    # ================================================================ the loop thread's news
     def _on_status(self, what: str) -> None:
+        """The connection's status changed (loop thread)."""
+        lifecycle = self._lifecycle
         if what == "disconnected":
-            if self._state is not ClientState.CONNECTED:
-                return  # closing on purpose
-            self._state = ClientState.RECONNECTING
-            log.warning("syncmsg: disconnected from NATS; reconnecting")
+            if lifecycle.transition(RECONNECTING, expect={CONNECTED}):
+                log.warning("syncmsg: disconnected from NATS; reconnecting")
+                self.hooks.status("disconnected")
         elif what == "reconnected":
             self._reconnects += 1
-            if self._state is ClientState.RECONNECTING:
-                self._state = ClientState.CONNECTED
-            log.info("syncmsg: reconnected")
-        elif what == "closed":
-            if self._state not in (ClientState.DRAINING, ClientState.CLOSED):
-                # nats-py gave up (max_reconnect_attempts): nothing more can succeed.
-                log.error("syncmsg: connection closed by nats-py; the client is closed")
-                self._state = ClientState.CLOSED
-                reason = ConnectionClosedError("connection lost and reconnecting gave up")
-                if self._conn is not None:
-                    self._conn.refuse_new_work(reason)
-                    self._conn.fail_waiters(reason)
-                for sub in list(self._subs.values()):
-                    sub._closed_by_client()
-            return  # the "closed" hook runs from _finish_close or below
-        self._run_hook(what)
+            if lifecycle.transition(CONNECTED, expect={RECONNECTING}):
+                log.info("syncmsg: reconnected")
+                self.hooks.status("reconnected")
+        elif what == "lost" and lifecycle.transition(CLOSED, expect={CONNECTED, RECONNECTING}):
+            self._lost()
 
-    def _on_connection_error(self, error: BaseException, raw: BaseException) -> None:
+    def _lost(self) -> None:
+        """Reconnecting gave up (the user's own limit): the client is closed (loop thread)."""
+        reason = ConnectionClosedError("connection lost and reconnecting gave up")
+        conn = self._conn
+        for sub in self.subscriptions.clear():
+            sub._closed_by_client()
+        self.hooks.status("closed")
+        if conn is not None:
+            conn.refuse_new_work(reason)
+            conn.replies.close(reason)
+            # The loop thread cannot join itself: the hooks thread ends it.
+            self.hooks.post(lambda: conn.stop(self._config.close_timeout, reason))
+        self.hooks.stop()
+        _live_clients.discard(self)
+
+    def _on_error(self, error: BaseException, raw: BaseException) -> None:
+        """The connection reported an error (loop thread); it is never fatal."""
         self._errors += 1
-        if isinstance(error, SlowConsumerError):
-            self._on_slow_consumer(getattr(raw, "sid", None))
-            return
-        if self._state is ClientState.RECONNECTING:
+        if self._lifecycle.state is RECONNECTING:
             # Each failed reconnect attempt reports an error; the outage is already logged.
             log.debug("syncmsg: reconnect attempt failed: %s", error)
+        elif isinstance(error, SlowConsumerError | NatsConnectionError):
+            log.warning("syncmsg: %s", error)  # a lost connection is logged as such next
         else:
             log.error("syncmsg: connection error: %s", error)
-        self._report_error(error, None, None)
-
-    def _on_slow_consumer(self, sid: int | None) -> None:
-        """nats-py dropped a message for subscription ``sid`` (loop thread).
-
-        Reported at most once a second per subscription, with the running count, so a flood
-        of drops cannot flood the log or the hooks queue.
-        """
-        for sub in list(self._subs.values()):
-            if sub._nats_sub is None or sub._nats_sub._id != sid:
-                continue
-            sub.dropped += 1
-            now = time.monotonic()
-            if now - sub._slow_reported_at < 1.0:
-                return
-            sub._slow_reported_at = now
-            log.warning(
-                "syncmsg: slow consumer on %r: %d messages dropped so far", sub.subject, sub.dropped
-            )
-            error = SlowConsumerError(
-                f"slow consumer on {sub.subject!r}: messages dropped",
-                subject=sub.subject,
-                dropped=sub.dropped,
-            )
-            self._report_error(error, None, getattr(sub, "_error_callback", None))
-            return
-
-    def _report_error(
-        self, error: BaseException, msg: Msg | None, callback: ErrorCallback | None
-    ) -> None:
-        """Hand ``error`` to the user's error callback, off the loop thread."""
-        hook = callback or self._error_callback
-        if hook is None:
-            return
-        runtime = self._runtime
-        if runtime is not None and runtime.in_loop_thread():
-            self._post_hook(lambda: hook(error, msg))
-        else:
-            try:
-                hook(error, msg)
-            except Exception:
-                log.exception("syncmsg: error_callback raised")
-
-    def _run_hook(self, what: str) -> None:
-        hook = self._status_hooks.get(what)
-        if hook is not None:
-            self._post_hook(hook)
-
-    def _post_hook(self, fn: Callable[[], Any]) -> None:
-        with self._state_lock:
-            if self._hooks is None:
-                self._hooks = queue.SimpleQueue()
-                self._hooks_thread = threading.Thread(
-                    target=_run_hooks,
-                    args=(self._hooks,),
-                    name=f"syncmsg-hooks-{next(_hook_ids)}",
-                    daemon=True,
-                )
-                self._hooks_thread.start()
-        self._hooks.put(fn)
+        self.hooks.report_error(error, None, None, on_loop=True)
 
     # ================================================================ fork and exit
     def _restart_after_fork(self) -> None:
         """In a forked child: forget the parent's loop and socket, connect afresh.
 
-        When a fork hook ran, the inherited outbound queue held only the parent's messages
-        and was emptied by the hook. Without one (uWSGI), the child may have queued a few
-        messages before noticing; they are carried over to the new connection.
+        Runs on whichever thread of the child first uses the client; the others wait in
+        :meth:`connection` while the state is ``connecting``. When a fork hook ran, the
+        inherited outbound queue held only the parent's messages and was emptied by the
+        hook. Without one (uWSGI), the child may have queued a few messages before
+        noticing; they are carried over to the new connection.
         """
+        inherited = self._forget_parent()
+        if inherited is None:
+            return
+        log.info("syncmsg: pid changed (fork); reconnecting in the child")
+        try:
+            conn = self._open_connection(Deadline(None))
+        except BaseException:
+            self._lifecycle.transition(NEW, expect={CONNECTING})
+            raise
+        for command, size in inherited:
+            conn.enqueue(command, size)
+        self._conn = conn
+        if not self._lifecycle.transition(CONNECTED, expect={CONNECTING}):
+            conn.close(1.0)
+            conn.stop(1.0)
+
+    def _forget_parent(self) -> list[tuple[bytes, int]] | None:
+        """The first half of a fork restart; returns the commands to carry over, or None
+        when there is nothing to restart (another thread did, or the client is not live)."""
         with _fork_lock:
             if self._pid == os.getpid() and self._fork_generation == _fork_generation:
-                return
-            inherited = self._conn.take_outbound() if self._conn is not None else []
-            _abandoned.append((self._runtime, self._conn))  # never closed: the parent's
+                return None
+            old = self._conn
+            inherited = old.take_outbound() if old is not None else []
+            if old is not None:
+                _abandoned.append(old)  # never closed: the parent's
+            self._conn = None  # before the generation moves: see publish()
+            self._js = None
+            for sub in self.subscriptions.clear():
+                sub._closed_by_client()
+            self.hooks = self.hooks.after_fork()
+            state = self._lifecycle.after_fork()
             self._pid = os.getpid()
             self._fork_generation = _fork_generation
-            self._runtime = None
-            self._conn = None
-            self._js = None
-            self._subs.clear()
-            self._hooks = None
-            self._hooks_thread = None
-            self._state_lock = threading.RLock()
-            if self._state in (ClientState.CLOSED, ClientState.DRAINING):
-                self._state = ClientState.CLOSED
-                return
-            self._state = ClientState.NEW
-            _live_clients.add(self)
-            log.info("syncmsg: pid changed (fork); reconnecting in the child")
-            self.connect()
-            conn = self._conn
-            assert conn is not None
-            for command in inherited:
-                conn.enqueue(command)
+            if state is CLOSED:
+                _live_clients.discard(self)
+            return inherited if state is CONNECTING else None
 
     def _close_at_exit(self) -> None:
-        if self._pid != os.getpid() or self._state is not ClientState.CONNECTED:
+        """Flush and close within ``atexit_timeout`` (one budget for both)."""
+        if self._pid != os.getpid() or self._lifecycle.state not in (CONNECTED, RECONNECTING):
             return
         timeout = self._config.atexit_timeout
         if timeout <= 0:
             return
+        deadline = Deadline(timeout)
         try:
-            self.flush(timeout)
+            # Most of the budget may go to waiting for a lost connection to come back.
+            self.flush(max(timeout - 2 * _MIN_CLOSE_STEP, timeout / 2))
         except SyncMsgError as exc:
             log.warning("syncmsg: at exit, could not flush accepted publishes: %s", exc)
         try:
-            self._shutdown(timeout, strict=False)
+            self._shutdown(max(deadline.left(), _MIN_CLOSE_STEP), strict=False)
         except SyncMsgError as exc:  # pragma: no cover - shutdown logs instead of raising
             log.warning("syncmsg: at exit: %s", exc)
 
 
-def _run_hooks(hooks: queue.SimpleQueue[Callable[[], Any] | None]) -> None:
-    while True:
-        fn = hooks.get()
-        if fn is None:
-            return
-        try:
-            fn()
-        except Exception:
-            log.exception("syncmsg: a status hook raised")
+def _check_max_msgs(max_msgs: int | None) -> int:
+    if max_msgs is None:
+        return 0
+    if isinstance(max_msgs, bool) or not isinstance(max_msgs, int) or max_msgs < 1:
+        raise ValueError(f"max_msgs must be a positive number of messages, got {max_msgs!r}")
+    return max_msgs
 
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
-_abandoned: list[tuple[Any, Any]] = []
+_abandoned: list[Connection] = []  # the parent's connections in a forked child: untouched
 _fork_lock = threading.Lock()
 _fork_generation = 0
 
@@ -758,6 +779,7 @@ def _close_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    """The fork hook (the child's only thread, right after ``fork()``)."""
     global _fork_lock, _fork_generation
     # A lock held by another thread at fork time would stay held forever in the child.
     _fork_lock = threading.Lock()
@@ -780,18 +802,22 @@ def connect(
     disconnected_callback: StatusCallback | None = None,
     reconnected_callback: StatusCallback | None = None,
     closed_callback: StatusCallback | None = None,
+    timeout: float | None = None,
     **options: Any,
 ) -> Client:
     """Connect to NATS and return a connected :class:`Client`.
 
     ``servers`` is a URL, a comma-separated list or a list; ``None`` reads ``NATS_URL``.
-    Other keywords are :class:`Config` fields (``timeout`` is the default timeout of every
-    blocking call) and override ``config`` and the environment. The first connection is
-    retried per ``connect_retry``, each attempt bounded by ``connect_timeout``::
+    Other keywords are :class:`Config` fields and override ``config`` and the environment.
+    ``timeout`` is the default timeout of every blocking call and also bounds this first
+    connect, retries included (per ``connect_retry``, each attempt bounded by
+    ``connect_timeout``)::
 
         with syncmsg.connect("nats://localhost:4222", timeout=2.0) as client:
             client.publish("greetings", "hello")
     """
+    if timeout is not None:
+        options["timeout"] = timeout
     if config is None:
         config = Config.build(servers, **options)
     elif servers is not None or options:
@@ -807,4 +833,4 @@ def connect(
         reconnected_callback=reconnected_callback,
         closed_callback=closed_callback,
     )
-    return client.connect()
+    return client.connect(timeout)

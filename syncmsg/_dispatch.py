@@ -1,10 +1,12 @@
 """The bounded hand-off between the event-loop thread and user code.
 
-Threading: the loop thread calls :meth:`MessageQueue.offer` and awaits
-:meth:`MessageQueue.wait_for_room`; consumer threads (a :class:`WorkerPool`'s workers, or a
-caller of ``next_msg``) call :meth:`MessageQueue.take`. The queue holds at most ``max_msgs``
-messages and ``max_bytes`` bytes, so memory never grows without bound: when it is full the
-loop stops reading from nats-py, whose own bounded queue then reports a slow consumer.
+Threading: the loop thread calls :meth:`MessageQueue.offer_batch` (core subscriptions drop
+what does not fit) or :meth:`MessageQueue.offer` and awaits
+:meth:`MessageQueue.wait_for_room` (JetStream consumers, whose flow control means it rarely
+waits); consumer threads (a :class:`WorkerPool`'s workers, or a caller of ``next_msg``)
+call :meth:`MessageQueue.take_batch` and :meth:`MessageQueue.done`. The queue holds at most
+``max_msgs`` messages and ``max_bytes`` bytes, counting those a consumer has taken and not
+yet finished, so the bound is what the subscription holds in all.
 
 A :class:`WorkerPool` runs the user's callback on N named daemon threads. An exception from
 the callback is handed to ``on_error`` and never reaches the loop or stops the pool.
@@ -16,11 +18,11 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from syncmsg._deadline import Deadline
 from syncmsg._msg import Msg
 
 __all__ = ["MessageQueue", "WorkerPool"]
@@ -44,16 +46,30 @@ class MessageQueue:
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._busy = 0  # messages taken but not yet reported done
+        self._busy_bytes = 0
         self._idle = 0  # consumers waiting for a message: only they need a notify
         self._room: asyncio.Event | None = None  # set while the loop waits for room
 
+    def _has_room(self) -> bool:
+        """Room for one more message (the lock is held). An empty queue takes one message
+        whatever its size, so that a message above ``max_bytes`` is not refused for ever."""
+        held = len(self._items) + self._busy
+        if not held:
+            return True
+        return held < self.max_msgs and self._bytes + self._busy_bytes < self.max_bytes
+
     # -- loop side ---------------------------------------------------------------------
+    def free(self) -> int:
+        """How many more messages the count bound admits now (bytes are checked on offer)."""
+        held = len(self._items) + self._busy
+        return max(self.max_msgs - held, 0) if held else max(self.max_msgs, 1)
+
     def offer(self, msg: Msg) -> bool:
         """Append ``msg`` unless the queue is full or closed; True when it was taken."""
         with self._cond:
             if self._closed:
                 return True  # dropped on purpose: nobody will ever take it
-            if self._items and (len(self._items) >= self.max_msgs or self._bytes >= self.max_bytes):
+            if not self._has_room():
                 return False
             self._items.append(msg)
             self._bytes += len(msg.data)
@@ -72,9 +88,7 @@ class MessageQueue:
                 return end
             items = self._items
             index = start
-            while index < end and (
-                not items or (len(items) < self.max_msgs and self._bytes < self.max_bytes)
-            ):
+            while index < end and self._has_room():
                 msg = msgs[index]
                 items.append(msg)
                 self._bytes += len(msg.data)
@@ -87,7 +101,7 @@ class MessageQueue:
         """Wait (on the loop) until a consumer has made room or the queue is closed."""
         room = asyncio.Event()
         with self._cond:
-            if self._closed or (len(self._items) < self.max_msgs and self._bytes < self.max_bytes):
+            if self._closed or self._has_room():
                 return
             self._room = room
         await room.wait()
@@ -104,49 +118,55 @@ class MessageQueue:
         With ``share`` consumers, takes at most its fair share of what is queued, so one
         worker does not hoard a batch while the others sit idle.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         items = self._items
         with self._cond:
             while not items:
-                if self._closed:
-                    return []
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._closed or deadline.expired:
                     return []
                 # Wait in slices so that Ctrl-C reaches a main thread blocked here.
                 self._idle += 1
                 try:
-                    self._cond.wait(0.5 if left is None else min(left, 0.5))
+                    self._cond.wait(deadline.remaining(0.5))
                 finally:
                     self._idle -= 1
             count = min(limit, max(1, -(-len(items) // share)))
             popleft = items.popleft
             batch = [popleft() for _ in range(count)]
-            self._bytes -= sum(len(msg.data) for msg in batch)
+            size = sum(len(msg.data) for msg in batch)
+            self._bytes -= size
             self._busy += count
-            room = self._room
-            if room is not None:
-                self._room = None
-        if room is not None:
-            self._loop.call_soon_threadsafe(room.set)
+            self._busy_bytes += size
         return batch
 
-    def done(self, count: int = 1) -> None:
-        """Report that ``count`` messages from :meth:`take_batch` have been handled."""
+    def done(self, batch: list[Msg]) -> None:
+        """Report that the messages of ``batch`` (from :meth:`take_batch`) are handled."""
         with self._cond:
-            self._busy -= count
-            if not self._items and self._busy == 0:
+            self._busy -= len(batch)
+            self._busy_bytes -= sum(len(msg.data) for msg in batch)
+            if not self._items:
                 self._cond.notify_all()
+            room = self._room
+            self._room = None
+        if room is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(room.set)
 
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait until every queued message has been taken and handled."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._wait(lambda: not (self._items or self._busy), timeout)
+
+    def wait_empty(self, timeout: float | None) -> bool:
+        """Wait until every queued message has been taken (maybe not yet handled)."""
+        return self._wait(lambda: not self._items, timeout)
+
+    def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = Deadline(timeout)
         with self._cond:
-            while self._items or self._busy:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+            while not done():
+                if deadline.expired:
                     return False
-                self._cond.wait(0.5 if left is None else min(left, 0.5))
+                self._cond.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches the waiter
         return True
 
     def close(self, *, discard: bool) -> int:
@@ -221,7 +241,7 @@ class WorkerPool:
             with self._count_lock:
                 self.handled += len(batch) - failed
                 self.failed += failed
-            queue.done(len(batch))
+            queue.done(batch)
 
     def in_worker(self) -> bool:
         """True when called from one of this pool's own threads."""
@@ -232,11 +252,9 @@ class WorkerPool:
 
         A worker calling this skips itself, so a callback may stop its own subscription.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(timeout)
         me = threading.current_thread()
         for thread in self._threads:
-            if thread is me:
-                continue
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            thread.join(left)
+            if thread is not me:
+                thread.join(deadline.remaining())
         return not any(t.is_alive() for t in self._threads if t is not me)

@@ -1,15 +1,17 @@
 """The syncmsg exception tree, and the one place that maps nats-py errors onto it.
 
-Threading: pure functions and classes; :func:`map_error` runs on whichever thread
-observed the nats-py exception (usually the loop thread, re-raised on the caller's).
+Threading: pure functions and classes; :func:`map_error` and :func:`explain_connect_failure`
+run on whichever thread observed the nats-py exception (usually the loop thread, re-raised
+on the caller's).
 
 ::
 
     SyncMsgError
-    ├── ConfigurationError(ValueError)        bad settings, missing key, bad URL
-    ├── InvalidSubjectError(ValueError)       empty token, space, CR/LF, misplaced wildcard
+    ├── ConfigurationError(ValueError)        bad settings, missing key, bad URL, bad seed
+    ├── InvalidSubjectError(ValueError)       empty token, space, CR/LF, misplaced wildcard,
+    │                                         longer than the server's control line
     ├── InvalidHeaderError(ValueError)        header key or value not allowed on the wire
-    ├── PayloadError(ValueError)              data cannot be encoded or decoded
+    ├── PayloadError(ValueError)              data cannot be encoded or decoded (NaN, ...)
     │   └── PayloadTooLargeError              larger than the server's max_payload
     ├── TimeoutError(builtins.TimeoutError)   a blocking call ran out of time
     ├── NoRespondersError                     nobody listens on a request subject
@@ -19,24 +21,33 @@ observed the nats-py exception (usually the loop thread, re-raised on the caller
     │                                         (defined in syncmsg.testing)
     ├── SlowConsumerError                     a subscription fell behind; messages were dropped
     ├── NatsConnectionError(ConnectionError)
-    │   ├── NoServersError                    no server could be reached
+    │   ├── NoServersError                    no server could be reached (refused, DNS, ...)
     │   ├── ConnectionClosedError             used after close(), or closed while waiting
     │   ├── BufferFullError                   reconnect buffer is full while disconnected
-    │   └── AuthorizationError(PermissionError)
+    │   ├── AuthorizationError(PermissionError)   credentials or a permission refused
+    │   └── TLSError                          certificate not trusted or not for this host,
+    │                                         or the server wants a client certificate
     └── JetStreamError                        the JetStream API said no (code, err_code)
         ├── StreamNotFoundError
         ├── ConsumerNotFoundError
         ├── WrongLastSequenceError            expected_last_seq / expected_stream failed
         └── DeadLetterError                   a dead-letter publish failed
 
-nats-py exceptions never reach users: every bridge re-raises through :func:`map_error`.
+nats-py exceptions never reach users: every bridge re-raises through :func:`map_error`, and
+a failed first connection through :func:`explain_connect_failure`. A *definite refusal*
+(:func:`is_definite_refusal`: bad credentials, a certificate failure, a bad URL or seed)
+is never retried; anything else about connecting may be transient and is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from typing import Any
+import functools
+import socket
+import ssl
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 __all__ = [
     "AuthorizationError",
@@ -58,8 +69,12 @@ __all__ = [
     "SlowConsumerError",
     "StreamNotFoundError",
     "SyncMsgError",
+    "TLSError",
     "TimeoutError",
     "WrongLastSequenceError",
+    "describe_remote_exception",
+    "explain_connect_failure",
+    "is_definite_refusal",
     "map_api_error",
     "map_error",
 ]
@@ -143,16 +158,39 @@ class AuthorizationError(NatsConnectionError, PermissionError):
     """The server refused the credentials or the permission for a subject."""
 
 
+class TLSError(NatsConnectionError):
+    """TLS could not be set up with the server, and trying again will not help.
+
+    The server's certificate is not signed by a trusted CA (``tls_ca``) or not valid for the
+    host name (``tls_hostname``), or the server requires a client certificate (``tls_cert``,
+    ``tls_key``) that was not given or that it does not trust.
+    """
+
+
 class JetStreamError(SyncMsgError):
-    """The JetStream API returned an error."""
+    """The JetStream API returned an error.
+
+    ``stream`` and ``consumer`` name what the failed call was about, when the caller said.
+    """
 
     def __init__(
-        self, description: str = "", *, code: int | None = None, err_code: int | None = None
+        self,
+        description: str = "",
+        *,
+        code: int | None = None,
+        err_code: int | None = None,
+        stream: str | None = None,
+        consumer: str | None = None,
     ) -> None:
-        super().__init__(description or self.__class__.__doc__ or "JetStream error")
+        text = description or self.__class__.__doc__ or "JetStream error"
+        named = (("stream", stream), ("consumer", consumer))
+        names = [f"{what} {name!r}" for what, name in named if name]
+        super().__init__(f"{text} ({', '.join(names)})" if names else text)
         self.description = description
         self.code = code
         self.err_code = err_code
+        self.stream = stream
+        self.consumer = consumer
 
 
 class StreamNotFoundError(JetStreamError):
@@ -171,6 +209,8 @@ class DeadLetterError(JetStreamError):
     """A message could not be moved to its dead-letter subject."""
 
 
+# ===================================================================== JetStream API errors
+
 # JetStream API error codes (nats-server's errors.json) that have a class of their own.
 _JS_ERR_CODES: dict[int, type[JetStreamError]] = {
     10059: StreamNotFoundError,
@@ -181,14 +221,18 @@ _JS_ERR_CODES: dict[int, type[JetStreamError]] = {
 }
 
 
-def map_api_error(error: Any) -> JetStreamError:
+def map_api_error(
+    error: Any, *, stream: str | None = None, consumer: str | None = None
+) -> JetStreamError:
     """The syncmsg exception for a JetStream API reply's ``{"code", "err_code", "description"}``.
 
     Used for replies parsed by syncmsg itself (JetStream publish acks and API calls) and for
-    nats-py's ``APIError``, so both paths raise the same classes.
+    nats-py's ``APIError``, so both paths raise the same classes. ``stream`` and ``consumer``
+    name what the call was about; they are kept on the exception and shown in its message
+    (``stream not found (stream 'ORDERS')``).
     """
     if not isinstance(error, dict):
-        return JetStreamError(str(error))
+        return JetStreamError(str(error), stream=stream, consumer=consumer)
     code = error.get("code")
     err_code = error.get("err_code")
     description = str(error.get("description") or "")
@@ -203,61 +247,280 @@ def map_api_error(error: Any) -> JetStreamError:
         description,
         code=code if isinstance(code, int) else None,
         err_code=err_code if isinstance(err_code, int) else None,
+        stream=stream,
+        consumer=consumer,
     )
 
 
-def map_error(exc: BaseException, *, subject: str = "") -> BaseException:
+# ===================================================================== nats-py → syncmsg
+
+# One row per nats-py (or stdlib) exception type: the syncmsg class and its message, where
+# ``{where}`` is `` (subject)`` when the caller named one and ``{detail}`` the raw text.
+# The first row whose type matches wins, so subclasses come before their bases (nats-py's
+# TimeoutError is an asyncio.TimeoutError, which is an OSError; ssl.SSLError is an OSError).
+_Row: TypeAlias = tuple[tuple[type[BaseException], ...], type[SyncMsgError], str]
+
+# Texts of nats-py's plain ``Error`` (mostly the server's ``-ERR`` lines) that say more
+# than their type does. Matched in lower case, as substrings.
+_ERROR_TEXTS: tuple[tuple[str, type[SyncMsgError], str], ...] = (
+    ("authorization violation", AuthorizationError, "the server refused the credentials"),
+    ("authentication expired", AuthorizationError, "the credentials have expired"),
+    ("authentication revoked", AuthorizationError, "the credentials were revoked"),
+    ("permissions violation", AuthorizationError, "permission denied"),
+    ("invalid connect url", ConfigurationError, "invalid server URL"),
+    ("invalid hostname in connect url", ConfigurationError, "invalid host in a server URL"),
+    ("mixing of websocket", ConfigurationError, "ws:// and nats:// URLs cannot be mixed"),
+    ("tls required", TLSError, "the server requires TLS"),
+    ("maximum payload", PayloadTooLargeError, "payload larger than the server's max_payload"),
+)
+
+
+@functools.cache
+def _rows() -> tuple[_Row, ...]:
+    # Imported on first use: nats-py is a runtime dependency, but keeping it out of module
+    # import time lets the pure parts of syncmsg (codec, events models) load fast.
+    import nkeys
+    from nats import errors as nerr
+
+    timeouts = (nerr.TimeoutError, asyncio.TimeoutError, builtins.TimeoutError)
+    return (
+        ((nerr.NoRespondersError,), NoRespondersError, "no responders{where}"),
+        (timeouts, TimeoutError, "timed out{where}"),
+        ((nerr.MaxPayloadError,), PayloadTooLargeError, "payload larger than max_payload{where}"),
+        ((nerr.BadSubjectError,), InvalidSubjectError, "invalid subject{where}"),
+        ((nerr.BadHeaderError,), InvalidHeaderError, "invalid header{where}: {detail}"),
+        ((nerr.OutboundBufferLimitError,), BufferFullError, "reconnect buffer is full{where}"),
+        (
+            (nerr.ConnectionClosedError, nerr.ConnectionDrainingError),
+            ConnectionClosedError,
+            "connection closed{where}",
+        ),
+        ((nerr.AuthorizationError,), AuthorizationError, "{detail}"),
+        ((nerr.NoServersError,), NoServersError, "could not connect to any server"),
+        ((nerr.InvalidUserCredentialsError,), ConfigurationError, "invalid credentials file"),
+        ((nkeys.ErrInvalidSeed,), ConfigurationError, "the NKey seed is invalid"),
+        (
+            (nerr.SecureConnRequiredError, nerr.SecureConnWantedError),
+            TLSError,
+            "{detail}",
+        ),
+        ((ssl.SSLCertVerificationError,), TLSError, "{detail}"),
+        (
+            (nerr.StaleConnectionError, nerr.ConnectionReconnectingError, OSError),
+            NatsConnectionError,
+            "{detail}",
+        ),
+        ((nerr.Error,), SyncMsgError, "{detail}"),
+    )
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    subject: str = "",
+    stream: str | None = None,
+    consumer: str | None = None,
+) -> BaseException:
     """Return the syncmsg exception for ``exc``; the single nats-py → syncmsg mapping.
 
-    syncmsg's own exceptions pass through unchanged. Anything unrecognised becomes
-    a plain :class:`SyncMsgError` so that no nats-py type reaches a user.
+    syncmsg's own exceptions pass through unchanged, and so does anything that is not a
+    nats-py, nkeys or OS error (a bug should surface as itself). ``subject`` is named in
+    the message; ``stream`` and ``consumer`` are given to JetStream API errors.
     """
     if isinstance(exc, SyncMsgError):
         return exc
-    # Imported here: nats-py is a runtime dependency, but keeping it out of module
-    # import time lets the pure parts of syncmsg (codec, events models) load fast.
     from nats import errors as nerr
     from nats.js import errors as jerr
 
-    where = f" ({subject})" if subject else ""
     if isinstance(exc, jerr.APIError):
         return map_api_error(
             {
                 "code": getattr(exc, "code", None),
                 "err_code": getattr(exc, "err_code", None),
                 "description": getattr(exc, "description", None) or str(exc),
-            }
+            },
+            stream=stream,
+            consumer=consumer,
         )
-    if isinstance(exc, nerr.NoRespondersError):
-        return NoRespondersError(f"no responders{where}")
-    if isinstance(exc, nerr.TimeoutError | asyncio.TimeoutError | builtins.TimeoutError):
-        return TimeoutError(f"timed out{where}")
-    if isinstance(exc, nerr.MaxPayloadError):
-        return PayloadTooLargeError(f"payload larger than the server's max_payload{where}")
-    if isinstance(exc, nerr.BadSubjectError):
-        return InvalidSubjectError(f"invalid subject{where}")
-    if isinstance(exc, nerr.OutboundBufferLimitError):
-        return BufferFullError(f"reconnect buffer is full{where}")
-    if isinstance(exc, nerr.ConnectionClosedError | nerr.ConnectionDrainingError):
-        return ConnectionClosedError(f"connection closed{where}")
-    if isinstance(exc, nerr.AuthorizationError):
-        return AuthorizationError(_describe(exc) or "authorization violation")
-    if isinstance(exc, nerr.NoServersError):
-        return NoServersError("could not connect to any server")
     if isinstance(exc, nerr.SlowConsumerError):
-        return SlowConsumerError(
-            f"slow consumer on {getattr(exc, 'subject', '?')}",
-            subject=str(getattr(exc, "subject", "")),
-        )
-    if isinstance(exc, nerr.StaleConnectionError | nerr.UnexpectedEOF | builtins.ConnectionError):
-        return NatsConnectionError(_describe(exc) or type(exc).__name__)
-    if isinstance(exc, OSError):
-        return NatsConnectionError(_describe(exc) or type(exc).__name__)
-    if isinstance(exc, nerr.Error):
-        return SyncMsgError(_describe(exc) or type(exc).__name__)
+        where = str(getattr(exc, "subject", "") or "")
+        return SlowConsumerError(f"slow consumer on {where or '?'}", subject=where)
+    detail = _describe(exc)
+    if type(exc) is nerr.Error:
+        for text, cls, message in _ERROR_TEXTS:
+            if text in detail.lower():
+                return cls(f"{message}: {detail}")
+    if isinstance(exc, ssl.SSLError) and _tls_refusal(exc):
+        return TLSError(detail)
+    for types, cls, template in _rows():
+        if isinstance(exc, types):
+            where = f" ({subject})" if subject else ""
+            return cls(template.format(where=where, detail=detail or type(exc).__name__))
     return exc
 
 
 def _describe(exc: BaseException) -> str:
     text: Any = getattr(exc, "description", None) or str(exc)
-    return str(text).strip()
+    return " ".join(str(text).split())
+
+
+# ===================================================================== first connection
+
+
+def _tls_refusal(exc: ssl.SSLError) -> bool:
+    """Whether an SSL error is the peer (or we) refusing the handshake, not a lost link."""
+    lost = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ssl.SSLWantReadError)
+    return not isinstance(exc, lost)
+
+
+def _lost_during_handshake(exc: BaseException) -> bool:
+    from nats import errors as nerr
+
+    # The server hangs up on a client without a certificate; which of these the client
+    # sees depends on how far its handshake got when the server's close arrived.
+    lost = ConnectionResetError | BrokenPipeError | ConnectionAbortedError
+    return isinstance(exc, lost | nerr.UnexpectedEOF | ssl.SSLEOFError)
+
+
+_Diagnosis: TypeAlias = tuple[type[SyncMsgError], str]
+_TIMED_OUT = "timed out"  # the reason that says least: any other seen error explains more
+
+
+def _diagnose(
+    exc: BaseException, server_info: Mapping[str, Any] | None, has_client_cert: bool
+) -> _Diagnosis | None:
+    """What went wrong in one connection attempt, or None when ``exc`` says nothing."""
+    from nats import errors as nerr
+
+    if isinstance(exc, asyncio.CancelledError | nerr.NoServersError):
+        return None
+    if isinstance(exc, nerr.TimeoutError | asyncio.TimeoutError | builtins.TimeoutError):
+        return NoServersError, _TIMED_OUT
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # OpenSSL's own code (CERTIFICATE_VERIFY_FAILED) stays in the text: it is what
+        # people search for.
+        code = getattr(exc, "reason", None) or "CERTIFICATE_VERIFY_FAILED"
+        reason = f"{code}: {getattr(exc, 'verify_message', None) or _describe(exc)}"
+        if "mismatch" in reason.lower():
+            return TLSError, f"the server's certificate is not valid for this host ({reason})"
+        return TLSError, f"the server's certificate is not trusted ({reason}); check tls_ca"
+    if isinstance(exc, ssl.SSLError) and _tls_refusal(exc):
+        reason = str(getattr(exc, "reason", "") or "")
+        if "CERTIFICATE_REQUIRED" in reason:
+            return TLSError, (
+                f"the server requires a client certificate; set tls_cert and tls_key ({reason})"
+            )
+        if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason:
+            return TLSError, f"the server does not accept the client certificate ({reason})"
+        return TLSError, f"TLS handshake failed ({_describe(exc)})"
+    if server_info and server_info.get("tls_verify") and _lost_during_handshake(exc):
+        # TLS 1.3 reports a missing client certificate after the handshake "succeeded":
+        # the server then just drops the connection (measured: 29 times in 30).
+        if not has_client_cert:
+            return TLSError, "the server requires a client certificate; set tls_cert and tls_key"
+        return NoServersError, (
+            "the server closed the connection during the TLS handshake; it may not accept "
+            f"the client certificate ({_raw(exc)})"
+        )
+    mapped = map_error(exc)
+    if isinstance(mapped, ConfigurationError | AuthorizationError | TLSError):
+        return type(mapped), str(mapped)
+    if isinstance(exc, ConnectionRefusedError):
+        return NoServersError, f"connection refused ({_raw(exc)})"
+    if isinstance(exc, socket.gaierror):
+        return NoServersError, f"cannot resolve the host name ({_raw(exc)})"
+    if _lost_during_handshake(exc):
+        return NoServersError, f"the server closed the connection ({_raw(exc)})"
+    if isinstance(mapped, SyncMsgError):
+        return NoServersError, _raw(exc)
+    return None
+
+
+def _raw(exc: BaseException) -> str:
+    detail = _describe(exc)
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def explain_connect_failure(
+    exc: BaseException,
+    seen_errors: Iterable[BaseException] = (),
+    servers: Sequence[str] = (),
+    *,
+    server_info: Mapping[str, Any] | None = None,
+    has_client_cert: bool = False,
+) -> SyncMsgError:
+    """The syncmsg error for a first connection attempt that raised ``exc``.
+
+    ``seen_errors`` are the errors nats-py passed to its error callback during the attempt
+    (nats-py often raises only a bare timeout after a refused port: the refusal is in the
+    callback). ``servers`` are the server URLs *already redacted* (``Config.redacted_servers``).
+    ``server_info`` is the INFO the server sent, if any, and ``has_client_cert`` whether a
+    client certificate was configured: together they tell a missing client certificate from
+    a lost connection.
+
+    The result is :class:`ConfigurationError`, :class:`AuthorizationError` or
+    :class:`TLSError` for a definite refusal (see :func:`is_definite_refusal`), else
+    :class:`NoServersError`; its message names the cause ("connection refused", "the
+    server's certificate is not trusted", ...) and its ``__cause__`` is the raw error.
+    """
+    if isinstance(exc, SyncMsgError) and not isinstance(exc, TimeoutError):
+        return exc  # explained already (a ConfigurationError from the options, say)
+    seen = [e for e in seen_errors if e is not exc]
+    attempts = [exc, *reversed(seen)]  # the raised error first, then the latest seen
+    diagnoses = [(e, _diagnose(e, server_info, has_client_cert)) for e in attempts]
+    found = [(e, d) for e, d in diagnoses if d is not None]
+    definite = [(e, d) for e, d in found if d[0] is not NoServersError]
+    informative = [(e, d) for e, d in found if d[1] != _TIMED_OUT]
+    cause, (cls, reason) = (definite or informative or found or [(exc, (NoServersError, ""))])[0]
+    where = ", ".join(servers) or "the server"
+    if cls is NoServersError:
+        reasons = list(dict.fromkeys(d[1] for _, d in (informative or found)))[:3]
+        text = "; ".join(reasons) or _raw(exc)
+        error: SyncMsgError = NoServersError(f"could not connect to {where}: {text}")
+    elif cls is ConfigurationError:
+        error = ConfigurationError(reason)
+    else:
+        error = cls(f"{where}: {reason}")
+    error.__cause__ = cause
+    return error
+
+
+def is_definite_refusal(exc: BaseException) -> bool:
+    """Whether trying again cannot help: bad credentials, a certificate failure, a bad URL,
+    seed or other configuration.
+
+    Takes a syncmsg error (as :func:`explain_connect_failure` returns) or a raw nats-py /
+    ssl exception. Retry policies never retry these; a refused port, a DNS failure, a
+    timeout or a dropped connection may be transient and are retried.
+    """
+    definite = (ConfigurationError, AuthorizationError, TLSError)
+    if isinstance(exc, SyncMsgError):
+        return isinstance(exc, definite)
+    diagnosis = _diagnose(exc, None, False)
+    return diagnosis is not None and issubclass(diagnosis[0], definite)
+
+
+# ===================================================================== serve() error replies
+
+_REMOTE_TEXT_LIMIT = 1024  # characters; the reply header must stay far below max_payload
+
+
+def describe_remote_exception(exc: BaseException) -> str:
+    """One line for a handler's exception, as the requester will see it: ``KeyError: 'n'``.
+
+    The type name is kept (``str(KeyError('n'))`` alone is ``'n'``); CR, LF and other
+    control characters become spaces so that the text is a valid header value; characters
+    UTF-8 cannot encode (lone surrogates) are escaped; long texts are cut to 1 KiB.
+    """
+    name = type(exc).__qualname__
+    try:
+        detail = str(exc)
+    except Exception:  # a broken __str__ must not break the error reply
+        detail = ""
+    text = f"{name}: {detail}" if detail else name
+    text = "".join(" " if (ch < " " or ch == "\x7f") else ch for ch in text)
+    text = " ".join(text.split())
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > _REMOTE_TEXT_LIMIT:
+        text = text[: _REMOTE_TEXT_LIMIT - 1] + "…"
+    return text

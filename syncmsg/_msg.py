@@ -1,9 +1,10 @@
 """Received messages, and the acknowledgement protocol of JetStream.
 
 Threading: a :class:`Msg` is created on the event-loop thread and handed to a worker thread
-(or to a caller of ``next_msg``). Every method is safe from any thread: replies and acks are
-appended to the client's outbound queue and never wait for the loop, except
-:meth:`Msg.ack_sync`, which waits for the server's confirmation with a timeout.
+(or to a caller of ``next_msg``). Every method is safe from any thread but the loop: replies
+and acks are published through the client that received the message (its
+:class:`~syncmsg._types.Responder`), appended to the outbound queue without waiting for the
+loop, except :meth:`Msg.ack_sync`, which waits for the server's confirmation with a timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from syncmsg._codec import Data, Headers, decode_json, decode_model
 
 if TYPE_CHECKING:
-    from syncmsg._client import Client
+    from syncmsg._types import Responder
 
 __all__ = ["Msg", "MsgMetadata"]
 
@@ -90,7 +91,7 @@ class Msg:
         data: bytes,
         headers: dict[str, str] | None = None,
         reply: str = "",
-        client: Client | None = None,
+        client: Responder | None = None,
     ) -> None:
         self.subject = subject
         self.data = data
@@ -186,7 +187,7 @@ class Msg:
             raise ValueError(f"message on {self.subject!r} is not a JetStream message")
         return self.reply
 
-    def _require_client(self) -> Client:
+    def _require_client(self) -> Responder:
         if self._client is None:
             raise ValueError("message is not bound to a client")
         return self._client

@@ -18,6 +18,7 @@ from syncmsg._errors import (
     NatsConnectionError,
     NoRespondersError,
     TimeoutError,
+    is_definite_refusal,
 )
 
 __all__ = ["RetryPolicy"]
@@ -33,7 +34,10 @@ class RetryPolicy:
     ``deadline`` bounds the total time in seconds (``None``: only ``attempts`` bounds it; at least
     one of the two must be set). Waits grow from ``initial`` by ``multiplier`` up to ``maximum``
     with up to ``jitter`` seconds of random jitter added, so that many clients restarting at once
-    do not retry in lock-step. ``retry_on`` lists the exception types worth another try.
+    do not retry in lock-step. ``retry_on`` lists the exception types worth another try; a
+    definite refusal (bad credentials, a certificate failure, a bad URL: see
+    :func:`syncmsg._errors.is_definite_refusal`) is never retried, although
+    :class:`~syncmsg.AuthorizationError` and :class:`~syncmsg.TLSError` are connection errors.
 
     Policies are immutable; derive variants with :meth:`replace`::
 
@@ -94,12 +98,15 @@ class RetryPolicy:
 
         ``deadline`` (monotonic seconds) caps the policy's own deadline; each attempt receives
         the time left so that no attempt outlives the whole. The last error is re-raised.
+        ``should_retry`` replaces ``retry_on``; definite refusals are re-raised at once either way.
         """
         start = time.monotonic()
         ends = [d for d in (deadline, start + self.deadline if self.deadline else None) if d]
         end = min(ends) if ends else None
 
         def retryable(exc: BaseException) -> bool:
+            if is_definite_refusal(exc):
+                return False
             if should_retry is not None:
                 return should_retry(exc)
             return isinstance(exc, self.retry_on)

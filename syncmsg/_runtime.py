@@ -1,9 +1,10 @@
 """The event-loop thread, and the one bridge from caller threads into it.
 
 Threading: :class:`LoopThread` starts a daemon thread named ``syncmsg-loop-N`` that runs an
-asyncio loop for its whole life. Every nats-py object lives on that thread. Caller threads
+asyncio loop for its whole life. Every nats-py object lives on that thread. Other threads
 reach it only through :meth:`LoopThread.call` (run a coroutine and wait for its result with
-a timeout) or :meth:`LoopThread.call_soon` (schedule a plain function, never wait).
+a timeout) or :meth:`LoopThread.call_soon` (schedule a plain function, never wait); only
+:class:`~syncmsg._connection.Connection` holds a loop thread and uses them.
 
 A blocking call made from the loop thread itself would wait for the loop it is blocking, so
 :meth:`LoopThread.call` refuses it with :class:`~syncmsg.LoopThreadError`.
@@ -17,7 +18,6 @@ import contextlib
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -165,13 +165,3 @@ class LoopThread:
             if mapped is exc:
                 raise
             raise mapped from None
-
-
-def deadline_after(timeout: float | None) -> float | None:
-    """A monotonic deadline ``timeout`` seconds from now (None stays None)."""
-    return None if timeout is None else time.monotonic() + timeout
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left until ``deadline`` (never negative; None stays None)."""
-    return None if deadline is None else max(deadline - time.monotonic(), 0.0)

@@ -25,3 +25,17 @@ def client(nats_url: str) -> Iterator[syncmsg.Client]:
 def other_client(nats_url: str) -> Iterator[syncmsg.Client]:
     with syncmsg.connect(nats_url, timeout=5.0) as c:
         yield c
+
+
+@pytest.fixture
+def client_factory(nats_url: str) -> Iterator[Callable[..., syncmsg.Client]]:
+    """``factory(**options)``: a client connected to the shared server, closed at teardown."""
+    made: list[syncmsg.Client] = []
+
+    def factory(**options: object) -> syncmsg.Client:
+        made.append(syncmsg.connect(nats_url, **options))
+        return made[-1]
+
+    yield factory
+    for c in made:
+        c.close()

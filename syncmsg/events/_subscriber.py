@@ -37,10 +37,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from syncmsg._deadline import Deadline
 from syncmsg._errors import PayloadError, SyncMsgError
 from syncmsg._subjects import check_token
 from syncmsg.events._codec import EventCodec
@@ -384,11 +384,11 @@ class EventSubscriber:
         if not subs:
             return
         wait = timeout if timeout is not None else self._client.config.drain_timeout
-        deadline = time.monotonic() + wait
+        deadline = Deadline(wait)
         failures: list[str] = []
         for family, sub in subs:
             try:
-                sub.drain(max(deadline - time.monotonic(), 0.001))
+                sub.drain(max(deadline.left(), 0.001))
             except SyncMsgError as exc:
                 failures.append(f"{family}: {exc}")
         if failures:

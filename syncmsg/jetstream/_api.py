@@ -1,9 +1,10 @@
-"""Requests to the JetStream API, sent over the client's fast request path.
+"""Requests to the JetStream API, sent with the client's ``request``.
 
-Threading: everything here runs on the calling thread. A request is a ``PUB`` appended to the
-client's outbound queue plus a wait on a ``threading.Event`` that the loop thread sets when
-the reply arrives; no coroutine is handed to the loop. Replies are JSON parsed here, and an
-``{"error": {...}}`` reply is raised through :func:`syncmsg._errors.map_api_error`.
+Threading: everything here runs on the calling thread (never the loop's: ``request``
+refuses that). A request is a ``PUB`` appended to the client's outbound queue plus a wait
+for the reply mux to hand the answer back; no coroutine is handed to the loop. Replies are
+JSON parsed here, and an ``{"error": {...}}`` reply is raised through
+:func:`syncmsg._errors.map_api_error`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from syncmsg._codec import pub_command
 from syncmsg._errors import (
     ConnectionClosedError,
     JetStreamError,
-    LoopThreadError,
     NatsConnectionError,
     NoRespondersError,
     TimeoutError,
@@ -126,28 +125,37 @@ class ApiClient:
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         wait = self.timeout if timeout is None else timeout
         client = self.client
-        runtime = client._runtime
-        if runtime is not None and runtime.in_loop_thread():
-            raise LoopThreadError("JetStream calls block and cannot run on the event loop thread")
+
+        about = _about(suffix)
 
         def once(left: float | None) -> dict[str, Any]:
-            conn = client._live()
             limit = wait if left is None else min(wait, left)
-            reply, waiter = conn.new_reply()
-            try:
-                conn.enqueue(pub_command(subject, reply, payload, None))
-            except BaseException:
-                conn.forget_reply(reply)
-                raise
-            return parse_reply(conn.await_reply(reply, waiter, limit, subject))
+            return parse_reply(client.request(subject, payload, timeout=limit), **about)
 
         if not idempotent:
             return once(None)
         return self.retry.call(once, should_retry=is_retryable)
 
 
-def parse_reply(msg: Msg) -> dict[str, Any]:
-    """The JSON object of a JetStream reply, raising the mapped error for an error reply."""
+def _about(suffix: str) -> dict[str, str | None]:
+    """The stream and consumer an API subject names (``STREAM.INFO.<stream>``,
+    ``CONSUMER.INFO.<stream>.<consumer>``, ``STREAM.MSG.GET.<stream>``, ...), so that an
+    error can name them."""
+    tokens = suffix.split(".")
+    if tokens[0] == "STREAM" and len(tokens) >= 3 and tokens[1] != "NAMES" and tokens[1] != "LIST":
+        return {"stream": tokens[-1], "consumer": None}
+    if tokens[0] == "CONSUMER" and len(tokens) >= 4:
+        return {"stream": tokens[2], "consumer": tokens[3]}
+    if tokens[0] == "CONSUMER" and len(tokens) == 3:
+        return {"stream": tokens[2], "consumer": None}
+    return {"stream": None, "consumer": None}
+
+
+def parse_reply(
+    msg: Msg, *, stream: str | None = None, consumer: str | None = None
+) -> dict[str, Any]:
+    """The JSON object of a JetStream reply, raising the mapped error for an error reply
+    (naming ``stream`` and ``consumer`` when given)."""
     try:
         data = json.loads(msg.data)
     except ValueError:
@@ -158,5 +166,5 @@ def parse_reply(msg: Msg) -> dict[str, Any]:
         raise JetStreamError(f"JetStream sent an unexpected reply: {msg.data[:200]!r}")
     error = data.get("error")
     if error is not None:
-        raise map_api_error(error)
+        raise map_api_error(error, stream=stream, consumer=consumer)
     return data

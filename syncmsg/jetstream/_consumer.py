@@ -29,16 +29,16 @@ import contextlib
 import dataclasses
 import datetime as dt
 import enum
-import itertools
 import json
 import logging
-import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import pub_command
+from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue, WorkerPool
 from syncmsg._errors import (
     ConnectionClosedError,
@@ -50,13 +50,16 @@ from syncmsg._errors import (
     TimeoutError,
 )
 from syncmsg._msg import Msg
-from syncmsg._subscription import ErrorCallback, _Base
+from syncmsg._replies import ReplyMux
+from syncmsg._subscription import SubscriptionBase
+from syncmsg._types import ErrorCallback
 from syncmsg.jetstream._api import Duration, from_nanos, to_nanos
 from syncmsg.jetstream._deadletter import DeadLetterer
 from syncmsg.jetstream._message import JsMsg, describe
 from syncmsg.jetstream._streams import parse_time
 
 if TYPE_CHECKING:
+    from syncmsg._connection import Connection
     from syncmsg.jetstream._context import JetStream
 
 __all__ = [
@@ -76,7 +79,6 @@ _HEARTBEAT = "100"
 # A pull request lives this long at the server; the client forgets it a little later.
 _PULL_EXPIRES = 5.0
 _PULL_GRACE = 2.0
-_token_ids = itertools.count(1)
 
 
 class DeliverPolicy(str, enum.Enum):
@@ -212,7 +214,24 @@ def _description_of(nats_msg: Any) -> str:
     return ""
 
 
-class JetStreamSubscription(_Base):
+class _PullRequest:
+    """One pull request of a :class:`JetStreamSubscription`, waiting in its reply mux for
+    the status that ends it (the messages themselves arrive on their own subjects)."""
+
+    __slots__ = ("batch", "owner")
+
+    def __init__(self, owner: JetStreamSubscription, batch: int) -> None:
+        self.owner = owner
+        self.batch = batch
+
+    def resolve(self, msg: Any) -> None:
+        self.owner._on_status(self, msg)
+
+    def fail(self, error: BaseException) -> None:
+        """Forgotten (expired, or a reconnect): the owner recounts what it asked for."""
+
+
+class JetStreamSubscription(SubscriptionBase):
     """A durable consumer whose messages are handled on worker threads.
 
     Returned by :meth:`JetStream.subscribe`. By default a handler's return acks the message
@@ -240,14 +259,11 @@ class JetStreamSubscription(_Base):
         dead_letter: DeadLetterer | None,
         error_callback: ErrorCallback | None,
         consumer_request: dict[str, Any],
-        sid: int,
+        conn: Connection,
     ) -> None:
         client = js.client
-        handoff = MessageQueue(
-            client._loop().loop, prefetch + 64, client.config.pending_bytes_limit
-        )
+        handoff = MessageQueue(conn.loop, prefetch + 64, client.config.pending_bytes_limit)
         super().__init__(client, subject, queue_group, handoff)
-        self.sid = sid
         self.stream = stream
         self.durable = durable
         self._js = js
@@ -265,61 +281,61 @@ class JetStreamSubscription(_Base):
         self._lease_after = max(shortest / 2.0, 0.05)
         self._tick = min(max(self._lease_after / 4.0, 0.02), 0.5)
 
-        self._inbox = f"{client.config.inbox_prefix}.{secrets.token_hex(11)}"
+        self._pulls = ReplyMux(client.new_inbox() + ".")  # pull requests, by reply token
+        self._expiries: deque[tuple[float, str]] = deque()  # (forget at, reply), oldest first
         self._next_subject = js._api.subject(f"CONSUMER.MSG.NEXT.{stream}.{durable}")
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._in_hand = 0  # received, not yet through a handler
         self._requested = 0  # asked for, not yet received
-        self._requests: dict[str, tuple[int, float]] = {}  # token -> (batch, forget at)
         self._leases: dict[str, _Lease] = {}
         self._pause_until = 0.0
         self._failures = 0
         self._recreate = False
         self._stopping = False  # no more pulls
         self._discarding = False  # unsubscribe: nak instead of handling
-        self._reconnects = client._reconnects
+        self._reconnects = client.reconnects
         self._counts = {"acked": 0, "nakked": 0, "dead_lettered": 0, "redelivered": 0}
-        self._pool = WorkerPool(f"syncmsg-js-{sid}", handoff, self._handle, workers, self._on_error)
-        self._keeper = threading.Thread(
-            target=self._keep, name=f"syncmsg-js-{sid}-keeper", daemon=True
-        )
+        self._workers = workers
+        self._pool: WorkerPool | None = None
+        self._keeper: threading.Thread | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed.is_set() else "active"
         return f"<JetStreamSubscription {self.stream}/{self.durable} {self.subject!r} {state}>"
 
-    def _start(self, timeout: float) -> None:
-        client = self._client
-        conn = client._live()
-        limit = max(self.prefetch * 4, 1024)
-        self._nats_sub = client._loop().call(
-            conn.subscribe(
-                self._inbox + ".*",
-                "",
-                self._deliver,
-                limit,
-                client.config.pending_bytes_limit,
-                timeout,
-            ),
+    def _start(self, conn: Connection, timeout: float) -> None:
+        """Subscribe the inbox, start the workers and the keeper, send the first pull."""
+        self._open(
+            conn,
+            self._pulls.subscription_subject,
             timeout,
-            what=f"subscribe {self.stream}/{self.durable}",
+            queue="",
+            msgs_limit=max(self.prefetch * 4, 1024),
+            bytes_limit=self._host.config.pending_bytes_limit,
+        )
+        self._pool = WorkerPool(
+            f"syncmsg-js-{self.sid}", self._queue, self._handle, self._workers, self._on_error
+        )
+        self._keeper = threading.Thread(
+            target=self._keep, name=f"syncmsg-js-{self.sid}-keeper", daemon=True
         )
         self._keeper.start()
         self._pull()
 
     # ------------------------------------------------------------------ loop thread
-    async def _deliver(self, arrived: Any) -> None:
-        """The connection's callback: one nats-py message, or a batch of them (a list)."""
-        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
+    async def _deliver(self, nats_msgs: list[Any]) -> None:
+        """The interest's pump: a batch of messages, and statuses of our pull requests."""
+        for nats_msg in nats_msgs:
+            if not nats_msg.reply.startswith(_ACK_PREFIX):
+                if not self._pulls.dispatch_one(nats_msg):
+                    self._on_status(None, nats_msg)  # a request we had already forgotten
+                continue
             await self._deliver_one(nats_msg)
 
     async def _deliver_one(self, nats_msg: Any) -> None:
         reply = nats_msg.reply
-        if not reply.startswith(_ACK_PREFIX):
-            self._on_status(nats_msg)
-            return
-        msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, reply, self._client, self)
+        msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, reply, self._host, self)
         now = time.monotonic()
         with self._lock:
             self._requested = max(self._requested - 1, 0)
@@ -337,21 +353,20 @@ class JetStreamSubscription(_Base):
         while not queue.offer(msg):
             await queue.wait_for_room()
 
-    def _on_status(self, nats_msg: Any) -> None:
+    def _on_status(self, request: _PullRequest | None, nats_msg: Any) -> None:
+        """A status ended a pull request (loop thread)."""
         status = _status_of(nats_msg)
         if status is None or status == _HEARTBEAT:
             return
-        token = nats_msg.subject.rpartition(".")[2]
         headers = nats_msg.headers or {}
         with self._lock:
-            request = self._requests.pop(token, None)
             if request is not None:
                 try:
-                    unfilled = int(headers.get(_PENDING_MSGS, request[0]))
+                    unfilled = int(headers.get(_PENDING_MSGS, request.batch))
                 except (TypeError, ValueError):
-                    unfilled = request[0]
+                    unfilled = request.batch
                 self._requested = max(self._requested - unfilled, 0)
-            if not self._requests:
+            if not len(self._pulls):
                 self._requested = 0
             if status not in ("408", "404"):
                 self._failures += 1
@@ -382,18 +397,18 @@ class JetStreamSubscription(_Base):
                 room = self.prefetch - self._in_hand - self._requested
                 if room < self._threshold:
                     return
-                token = str(next(_token_ids))
-                self._requests[token] = (room, now + _PULL_EXPIRES + _PULL_GRACE)
+                reply = self._pulls.expect(_PullRequest(self, room))
+                self._expiries.append((now + _PULL_EXPIRES + _PULL_GRACE, reply))
                 self._requested += room
             body = b'{"batch":%d,"expires":%d}' % (room, int(_PULL_EXPIRES * 1e9))
             try:
-                conn = self._client._conn
+                conn = self._conn
                 if conn is None:
                     raise ConnectionClosedError("client closed")
-                conn.enqueue(pub_command(self._next_subject, f"{self._inbox}.{token}", body, None))
+                conn.enqueue(pub_command(self._next_subject, reply, body, None), len(body))
             except SyncMsgError as exc:
                 with self._lock:
-                    if self._requests.pop(token, None) is not None:
+                    if self._pulls.forget(reply):
                         self._requested = max(self._requested - room, 0)
                     self._pause_until = time.monotonic() + 1.0
                 log.debug("syncmsg: pull request not sent: %s", exc)
@@ -510,7 +525,7 @@ class JetStreamSubscription(_Base):
             msg.subject if msg else None,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-        self._client._report_error(exc, msg, self._error_callback)
+        self._host.hooks.report_error(exc, msg, self._error_callback)
 
     # ------------------------------------------------------------------ keeper thread
     def _keep(self) -> None:
@@ -544,16 +559,17 @@ class JetStreamSubscription(_Base):
 
     def _expire_requests(self, now: float) -> None:
         with self._lock:
-            reconnected = self._client._reconnects != self._reconnects
-            if reconnected:
+            reconnects = self._host.reconnects
+            if reconnects != self._reconnects:
                 # Pull requests do not survive a server restart: ask again.
-                self._reconnects = self._client._reconnects
-                self._requests.clear()
+                self._reconnects = reconnects
+                self._pulls.fail_all(ConnectionClosedError("reconnected"))
+                self._expiries.clear()
             else:
-                for token, (_, forget_at) in list(self._requests.items()):
-                    if forget_at <= now:
-                        del self._requests[token]
-            if not self._requests:
+                expiries = self._expiries
+                while expiries and expiries[0][0] <= now:
+                    self._pulls.forget(expiries.popleft()[1])
+            if not len(self._pulls):
                 self._requested = 0
 
     def _recreate_consumer(self) -> None:
@@ -586,16 +602,16 @@ class JetStreamSubscription(_Base):
             "it was created again"
         )
         log.warning("syncmsg: %s", error)
-        self._client._report_error(error, None, self._error_callback)
+        self._host.hooks.report_error(error, None, self._error_callback)
 
     # ------------------------------------------------------------------ any thread
     @property
     def handled(self) -> int:
-        return self._pool.handled
+        return self._pool.handled if self._pool else 0
 
     @property
     def failed(self) -> int:
-        return self._pool.failed
+        return self._pool.failed if self._pool else 0
 
     @property
     def acked(self) -> int:
@@ -640,14 +656,15 @@ class JetStreamSubscription(_Base):
         """The server's view of this subscription's durable consumer."""
         return self._js.consumer_info(self.stream, self.durable, timeout=timeout)
 
-    def unsubscribe(self) -> None:
+    def unsubscribe(self, limit: int | None = None) -> None:
         """Stop now: queued messages are given back (nak) and not handled."""
+        _no_limit(limit)
         if self._closed.is_set():
             return
         self._stop(discard=True)
-        self._client._remove_interest(self, drain=False)
+        self._remove_interest(drain=False)
         self._queue.close(discard=False)  # workers nak what is left
-        self._finish(self._client.config.close_timeout)
+        self._finish(self._host.config.close_timeout)
 
     def drain(self, timeout: float | None = None) -> None:
         """Stop pulling, handle every message in hand, then end the subscription.
@@ -656,15 +673,14 @@ class JetStreamSubscription(_Base):
         """
         if self._closed.is_set():
             return
-        timeout = self._client._timeout(timeout, self._client.config.drain_timeout)
-        deadline = time.monotonic() + timeout
+        timeout = check_timeout(timeout, self._host.config.drain_timeout)
+        deadline = Deadline(timeout)
         self._stop(discard=False)
-        idle = self._queue.wait_idle(timeout) if not self._pool.in_worker() else True
-        self._client._remove_interest(
-            self, drain=False, timeout=max(deadline - time.monotonic(), 0.1)
-        )
+        in_worker = self._pool is not None and self._pool.in_worker()
+        idle = True if in_worker else self._queue.wait_idle(timeout)
+        self._remove_interest(drain=False, timeout=max(deadline.left(), 0.1))
         self._queue.close(discard=not idle)
-        self._finish(max(deadline - time.monotonic(), 0.0))
+        self._finish(deadline.left())
         if not idle:
             raise TimeoutError(
                 f"drain of {self.stream}/{self.durable} did not finish in {timeout:g}s"
@@ -678,14 +694,14 @@ class JetStreamSubscription(_Base):
         self._closed.set()
 
     def _finish(self, timeout: float) -> None:
-        if not self._pool.join(timeout):
+        if self._pool is not None and not self._pool.join(timeout):
             log.warning(
                 "syncmsg: handlers of %s/%s still busy after %.1fs",
                 self.stream,
                 self.durable,
                 timeout,
             )
-        self._client._forget(self)
+        self._forget()
 
     def _closed_by_client(self) -> None:
         with self._lock:
@@ -695,77 +711,56 @@ class JetStreamSubscription(_Base):
         self._queue.close(discard=True)
 
 
-class PullSubscription(_Base):
+class PullSubscription(SubscriptionBase):
     """A durable consumer read with :meth:`fetch` on the calling thread.
 
     Returned by :meth:`JetStream.pull_subscribe`. Messages must be acknowledged by the
     caller (``msg.ack()``); unacknowledged ones come back after ``ack_wait``.
+
+    Threading: :meth:`fetch` runs on the calling thread (several threads may fetch at
+    once); the loop thread hands each arriving message to the oldest fetch with room.
     """
 
-    def __init__(self, js: JetStream, *, subject: str, stream: str, durable: str, sid: int) -> None:
+    def __init__(
+        self, js: JetStream, conn: Connection, *, subject: str, stream: str, durable: str
+    ) -> None:
         client = js.client
-        super().__init__(client, subject, "", MessageQueue(client._loop().loop, 1, 1))
-        self.sid = sid
+        super().__init__(client, subject, "", MessageQueue(conn.loop, 1, 1))
         self.stream = stream
         self.durable = durable
         self._js = js
-        self._inbox = f"{client.config.inbox_prefix}.{secrets.token_hex(11)}"
+        self._fetches = ReplyMux(client.new_inbox() + ".")  # fetches, by reply token
         self._next_subject = js._api.subject(f"CONSUMER.MSG.NEXT.{stream}.{durable}")
-        self._lock = threading.Lock()
-        self._fetches: dict[str, _Fetch] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed.is_set() else "active"
         return f"<PullSubscription {self.stream}/{self.durable} {self.subject!r} {state}>"
 
-    def _start(self, timeout: float) -> None:
-        client = self._client
-        conn = client._live()
-        self._nats_sub = client._loop().call(
-            conn.subscribe(
-                self._inbox + ".*",
-                "",
-                self._deliver,
-                client.config.pending_msgs_limit,
-                client.config.pending_bytes_limit,
-                timeout,
-            ),
+    def _start(self, conn: Connection, timeout: float) -> None:
+        config = self._host.config
+        self._open(
+            conn,
+            self._fetches.subscription_subject,
             timeout,
-            what=f"pull_subscribe {self.stream}/{self.durable}",
+            msgs_limit=config.pending_msgs_limit,
+            bytes_limit=config.pending_bytes_limit,
         )
 
-    async def _deliver(self, arrived: Any) -> None:
-        """The connection's callback: one nats-py message, or a batch of them (a list)."""
-        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
-            self._deliver_one(nats_msg)
-
-    def _deliver_one(self, nats_msg: Any) -> None:
-        """On the loop: route the message to the fetch that asked for it."""
-        reply = nats_msg.reply
-        if not reply.startswith(_ACK_PREFIX):
-            # Statuses come to inbox.<token>: they end that fetch's request.
-            with self._lock:
-                fetch = self._fetches.get(nats_msg.subject.rpartition(".")[2])
-            status = _status_of(nats_msg)
-            if fetch is not None and status is not None and status != _HEARTBEAT:
-                if status in ("404", "408"):
-                    fetch.end(None)
-                elif status == "503":
-                    fetch.end(NoRespondersError(f"no consumer {self.stream}/{self.durable}"))
-                else:
-                    description = _description_of(nats_msg) or f"status {status}"
-                    code = int(status) if status.isdigit() else None
-                    fetch.end(JetStreamError(description, code=code))
-            return
-        # Data messages keep their own subject: they go to the oldest fetch with room.
-        msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, reply, self._client)
-        self.delivered += 1
-        with self._lock:
-            fetches = list(self._fetches.values())
-        if not any(fetch.add(msg) for fetch in fetches):
-            # Nobody waits for it any more (its fetch timed out): give it back at once.
-            with contextlib.suppress(SyncMsgError):
-                msg._send_terminal(b"-NAK")
+    async def _deliver(self, nats_msgs: list[Any]) -> None:
+        """The interest's pump: statuses end fetches; messages go to the oldest with room."""
+        for nats_msg in nats_msgs:
+            if not nats_msg.reply.startswith(_ACK_PREFIX):
+                self._fetches.dispatch_one(nats_msg)  # a status, for the fetch it ends
+                continue
+            msg = JsMsg(
+                nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._host
+            )
+            self.delivered += 1
+            fetches = self._fetches.waiters()
+            if not any(isinstance(f, _Fetch) and f.add(msg) for f in fetches):
+                # Nobody waits for it any more (its fetch timed out): give it back at once.
+                with contextlib.suppress(SyncMsgError):
+                    msg._send_terminal(b"-NAK")
 
     def fetch(self, batch: int = 1, timeout: float | None = None) -> list[Msg]:
         """Up to ``batch`` messages, waiting at most ``timeout`` seconds for the first ones.
@@ -782,22 +777,18 @@ class PullSubscription(_Base):
             raise ValueError("batch must be at least 1")
         if self._closed.is_set():
             raise ConnectionClosedError(f"pull subscription {self.durable!r} is closed")
-        client = self._client
-        wait = client._timeout(timeout)
-        conn = client._live()
-        token = str(next(_token_ids))
-        fetch = _Fetch(batch)
+        wait = check_timeout(timeout, self._host.config.timeout)
+        conn = self._host.connection()
+        fetch = _Fetch(batch, f"{self.stream}/{self.durable}")
         # The server must end the request before we stop waiting for it.
         expires = max(wait - min(0.1, wait / 10), 0.001)
         body = b'{"batch":%d,"expires":%d}' % (batch, int(expires * 1e9))
-        with self._lock:
-            self._fetches[token] = fetch
+        reply = self._fetches.expect(fetch)
         try:
-            conn.enqueue(pub_command(self._next_subject, f"{self._inbox}.{token}", body, None))
+            conn.enqueue(pub_command(self._next_subject, reply, body, None), len(body))
             fetch.wait(wait)
         finally:
-            with self._lock:
-                self._fetches.pop(token, None)
+            self._fetches.forget(reply)
             fetch.end(None)
         if fetch.error is not None and not fetch.msgs:
             raise fetch.error
@@ -807,13 +798,14 @@ class PullSubscription(_Base):
         """The server's view of this subscription's durable consumer."""
         return self._js.consumer_info(self.stream, self.durable, timeout=timeout)
 
-    def unsubscribe(self) -> None:
+    def unsubscribe(self, limit: int | None = None) -> None:
+        _no_limit(limit)
         if self._closed.is_set():
             return
         self._closed.set()
-        self._client._remove_interest(self, drain=False)
+        self._remove_interest(drain=False)
         self._wake_all()
-        self._client._forget(self)
+        self._forget()
 
     def drain(self, timeout: float | None = None) -> None:
         self.unsubscribe()
@@ -823,19 +815,26 @@ class PullSubscription(_Base):
         self._wake_all()
 
     def _wake_all(self) -> None:
-        with self._lock:
-            fetches = list(self._fetches.values())
-        for fetch in fetches:
-            fetch.end(ConnectionClosedError(f"pull subscription {self.durable!r} closed"))
+        self._fetches.close(ConnectionClosedError(f"pull subscription {self.durable!r} closed"))
+
+
+def _no_limit(limit: int | None) -> None:
+    if limit:
+        raise ValueError("unsubscribe(limit=) is for core subscriptions, not JetStream consumers")
 
 
 class _Fetch:
-    """The messages of one pull request, filled on the loop, read by the fetching thread."""
+    """The messages of one pull request: filled on the loop, read by the fetching thread.
 
-    __slots__ = ("batch", "cond", "done", "error", "msgs")
+    It waits in the subscription's reply mux for the status that ends it early (no
+    messages, the request expired, the consumer is gone).
+    """
 
-    def __init__(self, batch: int) -> None:
+    __slots__ = ("batch", "cond", "done", "error", "msgs", "what")
+
+    def __init__(self, batch: int, what: str) -> None:
         self.batch = batch
+        self.what = what
         self.msgs: list[Msg] = []
         self.cond = threading.Condition(threading.Lock())
         self.done = False
@@ -851,6 +850,23 @@ class _Fetch:
                 self.cond.notify_all()
             return True
 
+    def resolve(self, nats_msg: Any) -> None:
+        """A status for this request (loop thread)."""
+        status = _status_of(nats_msg)
+        if status is None or status == _HEARTBEAT:
+            return
+        if status in ("404", "408"):
+            self.end(None)
+        elif status == "503":
+            self.end(NoRespondersError(f"no consumer {self.what}"))
+        else:
+            description = _description_of(nats_msg) or f"status {status}"
+            code = int(status) if status.isdigit() else None
+            self.end(JetStreamError(description, code=code))
+
+    def fail(self, error: BaseException) -> None:
+        self.end(error if isinstance(error, SyncMsgError) else SyncMsgError(str(error)))
+
     def end(self, error: SyncMsgError | None) -> None:
         with self.cond:
             self.done = True
@@ -859,10 +875,7 @@ class _Fetch:
             self.cond.notify_all()
 
     def wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         with self.cond:
-            while not self.done:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self.cond.wait(min(left, 0.5))
+            while not self.done and not deadline.expired:
+                self.cond.wait(deadline.remaining(0.5))

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import Data, Headers
+from syncmsg._deadline import check_timeout
 from syncmsg._errors import (
     ConfigurationError,
     JetStreamError,
@@ -26,8 +26,13 @@ from syncmsg._errors import (
 )
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
-from syncmsg._subjects import check_queue, check_subscribe_subject, check_token
-from syncmsg._subscription import ErrorCallback
+from syncmsg._subjects import (
+    check_publish_subject,
+    check_queue,
+    check_subscribe_subject,
+    check_token,
+)
+from syncmsg._types import ErrorCallback
 from syncmsg.jetstream._api import ApiClient, Duration, parse_header_block, to_seconds
 from syncmsg.jetstream._consumer import (
     ConsumerInfo,
@@ -47,7 +52,6 @@ __all__ = ["DEFAULT_PUBLISH_RETRY", "JetStream"]
 
 log = logging.getLogger("syncmsg.jetstream")
 
-_sids = itertools.count(1_000_000)  # apart from the client's core subscription ids
 _STREAM_IN_USE = 10058
 
 #: Publishes are retried for up to a minute: well inside the default two-minute duplicate
@@ -90,7 +94,7 @@ class JetStream:
             raise ConfigurationError("give either domain or prefix, not both")
         api_prefix = prefix or (f"$JS.{domain}.API" if domain else "$JS.API")
         self.client = client
-        self.timeout = client._timeout(timeout)
+        self.timeout = check_timeout(timeout, client.config.timeout)
         self._api = ApiClient(client, api_prefix, self.timeout, api_retry or DEFAULT_API_RETRY)
         self._publisher = Publisher(
             client,
@@ -373,8 +377,6 @@ class JetStream:
         check_token(durable, "durable name")
         queue_group = check_queue(queue)
         if dead_letter is not None:
-            from syncmsg._subjects import check_publish_subject
-
             check_publish_subject(dead_letter, "dead_letter subject")
         workers = workers or self.client.config.workers
         if workers < 1:
@@ -383,7 +385,7 @@ class JetStream:
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
         prefetch = min(prefetch, max_ack_pending)
-        wait = self.client._timeout(timeout, self.timeout)
+        wait = check_timeout(timeout, self.timeout)
         stream = stream or self.find_stream(subject, timeout=wait)
         spare = 1 if dead_letter is not None and max_deliver > 0 else 0
         config = consumer_config(
@@ -399,9 +401,7 @@ class JetStream:
         if backoff and max_deliver > 0 and max_deliver <= len(backoff):
             raise ValueError("max_deliver must be larger than the number of backoff steps")
         self._create_consumer(stream, durable, config, timeout=wait)
-        client = self.client
-        client._live()
-        sid = next(_sids)
+        conn = self.client.connection()
         sub = JetStreamSubscription(
             self,
             subject=subject,
@@ -418,15 +418,9 @@ class JetStream:
             dead_letter=DeadLetterer(self, dead_letter, self.timeout) if dead_letter else None,
             error_callback=error_callback,
             consumer_request=config,
-            sid=sid,
+            conn=conn,
         )
-        client._subs[sid] = sub
-        try:
-            sub._start(wait)
-        except BaseException:
-            sub._closed_by_client()
-            client._subs.pop(sid, None)
-            raise
+        sub._start(conn, wait)
         return sub
 
     def pull_subscribe(
@@ -448,7 +442,7 @@ class JetStream:
         """
         check_subscribe_subject(subject)
         check_token(durable, "durable name")
-        wait = self.client._timeout(timeout, self.timeout)
+        wait = check_timeout(timeout, self.timeout)
         stream = stream or self.find_stream(subject, timeout=wait)
         config = consumer_config(
             durable,
@@ -460,15 +454,7 @@ class JetStream:
             deliver_policy=deliver_policy,
         )
         self._create_consumer(stream, durable, config, timeout=wait)
-        client = self.client
-        client._live()
-        sid = next(_sids)
-        sub = PullSubscription(self, subject=subject, stream=stream, durable=durable, sid=sid)
-        client._subs[sid] = sub
-        try:
-            sub._start(wait)
-        except BaseException:
-            sub._closed_by_client()
-            client._subs.pop(sid, None)
-            raise
+        conn = self.client.connection()
+        sub = PullSubscription(self, conn, subject=subject, stream=stream, durable=durable)
+        sub._start(conn, wait)
         return sub

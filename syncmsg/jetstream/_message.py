@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syncmsg._msg import Msg
 
 if TYPE_CHECKING:
-    from syncmsg._client import Client
+    from syncmsg._types import Responder
 
 __all__ = ["JsMsg", "dead_letter"]
 
@@ -37,7 +37,7 @@ class JsMsg(Msg):
         data: bytes,
         headers: dict[str, str] | None,
         reply: str,
-        client: Client | None,
+        client: Responder | None,
         owner: _Owner | None = None,
     ) -> None:
         super().__init__(subject, data, headers, reply, client)

@@ -3,15 +3,14 @@
 Threading:
 
 * :meth:`Publisher.publish` runs entirely on the caller's thread: it builds the ``HPUB``
-  command, appends it to the client's outbound queue, waits for the server's ack (a lock
-  that the loop thread releases when the ack reaches the context's ack inbox) and parses
-  it. Retries sleep on the caller's thread too.
+  command and sends it as a request on the connection (the core's reply mux wakes it when
+  the ack arrives), then parses the ack. Retries sleep on the caller's thread too.
 * :meth:`Publisher.publish_async` sends on the caller's thread as well, after taking a slot
   of the in-flight window (a counter under a lock: a full window blocks the caller, never
-  memory). Acks come to a wildcard inbox of the context's own; for each, the loop thread
-  only drops ``(subject, data, headers)`` into a queue. One thread per context,
-  ``syncmsg-js-acks-N``, parses acks, schedules retries, expires attempts that got no
-  answer, fails what is left when the client closes, and resolves the futures.
+  memory). Its acks come through the same reply mux: for each, the loop thread only drops
+  the ack into a queue. One thread per context, ``syncmsg-js-acks-N``, parses acks,
+  schedules retries, expires attempts that got no answer, and resolves the futures; when
+  the client closes, the mux fails every attempt still waiting.
   **Done-callbacks of the returned futures run on that thread** (or on the caller's thread
   when the future is already done), never on the event-loop thread; keep them short.
 
@@ -38,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload, pub_command
-from syncmsg._connection import Connection
+from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._errors import (
     ConnectionClosedError,
     JetStreamError,
@@ -48,12 +47,14 @@ from syncmsg._errors import (
     TimeoutError,
     map_api_error,
 )
+from syncmsg._replies import NO_RESPONDERS, STATUS, ReplyMux
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import check_publish_subject
 from syncmsg.jetstream._api import is_retryable
 
 if TYPE_CHECKING:
     from syncmsg._client import Client
+    from syncmsg._connection import Connection
 
 __all__ = ["MSG_ID", "PubAck", "Publisher", "new_msg_id"]
 
@@ -64,8 +65,6 @@ EXPECTED_STREAM = "Nats-Expected-Stream"
 EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
 
 _thread_ids = itertools.count(1)
-_STATUS = "Status"
-_NO_RESPONDERS = "503"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,19 +197,13 @@ class Publisher:
         self._idle = threading.Condition(self._lock)  # outstanding fell to 0
         self._room = threading.Condition(self._lock)  # a slot of the window came free
         self._outstanding = 0  # futures not yet resolved: the window
-        self._inflight: dict[str, _Pending] = {}  # reply subject -> attempt waiting for its ack
-        self._timeouts: list[tuple[float, int, str]] = []  # (deadline, n, reply) heap
+        # Attempts waiting for their ack: (deadline, n, reply, mux, pending), a heap.
+        self._timeouts: list[tuple[float, int, str, ReplyMux, _Pending]] = []
         self._resends: list[tuple[float, int, _Pending]] = []  # (when, n, pending) heap
         self._acks: queue.SimpleQueue[_Ack] = queue.SimpleQueue()
         self._seq = itertools.count()
-        self._tokens = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._thread_ident: int | None = None
-        # publish_async acks come to a wildcard inbox of our own: the loop only queues them.
-        self._inbox_lock = threading.Lock()
-        self._prefix: str | None = None
-        self._inbox_conn: Connection | None = None
-        self._sync: dict[str, _SyncWait] = {}  # reply subject -> a publish() waiting for it
 
     # ------------------------------------------------------------------ shared
     def prepare(
@@ -281,11 +274,10 @@ class Publisher:
         timeout: float | None,
     ) -> PubAck:
         client = self._client
-        conn = client._live()
-        runtime = client._runtime
-        if runtime is not None and runtime.in_loop_thread():
+        conn = client.connection()
+        if conn.in_loop_thread():
             raise LoopThreadError("js.publish() cannot be called from the event loop thread")
-        wait = client._timeout(timeout, self.timeout)
+        wait = check_timeout(timeout, self.timeout)
         message = self.prepare(
             subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
         )
@@ -294,19 +286,11 @@ class Publisher:
 
         def once(left: float | None) -> PubAck:
             tries.attempts += 1
-            live = client._live()
             limit = wait if left is None else min(wait, left)
-            reply = self._inbox(live, limit) + str(next(self._tokens))
-            waiter = _SyncWait()
-            self._sync[reply] = waiter
-            try:
-                live.enqueue(pub_command(message.subject, reply, message.payload, message.block))
-                self._wait(waiter, limit, live, message.subject)
-            finally:
-                self._sync.pop(reply, None)
-            if waiter.headers and waiter.headers.get(_STATUS) == _NO_RESPONDERS:
-                raise NoRespondersError(f"no responders on {message.subject!r}")
-            return parse_pub_ack(waiter.data, message, tries.attempts, self._lookup)
+            answer = client.connection().request(
+                message.subject, message.payload, message.block, limit
+            )
+            return parse_pub_ack(answer.data, message, tries.attempts, self._lookup)
 
         try:
             return once(None)  # the common case, without the retry machinery
@@ -322,17 +306,6 @@ class Publisher:
             once, deadline=deadline, should_retry=lambda e: self._should_retry(e, tries)
         )
 
-    def _wait(self, waiter: _SyncWait, timeout: float, conn: Connection, subject: str) -> None:
-        """Wait for the ack; in slices, so that closing the client ends the wait at once."""
-        deadline = time.monotonic() + timeout
-        acquire = waiter.lock.acquire
-        while not acquire(timeout=min(timeout, 0.25)):
-            if conn.closed_reason is not None or self._client.is_closed:
-                raise ConnectionClosedError("client closed before the ack came")
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                raise TimeoutError(f"no ack from JetStream for {subject!r} in time")
-
     # ------------------------------------------------------------------ pipelined
     def publish_async(
         self,
@@ -345,19 +318,17 @@ class Publisher:
         expected_last_seq: int | None,
         timeout: float | None,
     ) -> concurrent.futures.Future[PubAck]:
-        client = self._client
-        conn = client._live()
-        wait = client._timeout(timeout, self.timeout)
+        conn = self._client.connection()
+        wait = check_timeout(timeout, self.timeout)
         message = self.prepare(
             subject, data, msg_id, headers, expected_stream, expected_last_seq, conn
         )
-        prefix = self._inbox(conn, wait)
         self._take_slot(wait)
         now = time.monotonic()
         policy_deadline = now + self.retry.deadline if self.retry.deadline else math.inf
         pending = _Pending(message, concurrent.futures.Future(), wait, now, policy_deadline)
         try:
-            self._send(pending, conn, prefix)
+            self._send(pending, conn)
         except BaseException as exc:
             self._finish(pending, exc)
         return pending.future
@@ -371,63 +342,24 @@ class Publisher:
             if threading.get_ident() == self._thread_ident:
                 # A done-callback publishing again: waiting would wait for this very thread.
                 raise TimeoutError("publish_async window is full (called from a done-callback)")
-            deadline = time.monotonic() + wait
+            deadline = Deadline(wait)
             while self._outstanding >= self.max_pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if deadline.expired:
                     raise TimeoutError(
                         f"publish_async: {self.max_pending} messages still wait for their "
                         f"acks after {wait:g}s"
                     )
-                self._room.wait(min(left, 0.5))
+                self._room.wait(deadline.remaining(0.5))
             self._outstanding += 1
 
-    def _inbox(self, conn: Connection, timeout: float) -> str:
-        """The reply prefix of this context's ack inbox on ``conn`` (subscribed once)."""
-        prefix = self._prefix
-        if prefix is not None and self._inbox_conn is conn:
-            return prefix
-        with self._inbox_lock:
-            if self._prefix is not None and self._inbox_conn is conn:
-                return self._prefix
-            client = self._client
-            prefix = f"{client.config.inbox_prefix}.{secrets.token_hex(11)}."
-            client._loop().call(
-                conn.subscribe(
-                    prefix + "*",
-                    "",
-                    self._on_loop_ack,
-                    max(self.max_pending * 4, 65536),
-                    client.config.pending_bytes_limit,
-                    timeout,
-                ),
-                timeout,
-                what="publish_async inbox",
-            )
-            self._prefix, self._inbox_conn = prefix, conn
-            return prefix
-
-    async def _on_loop_ack(self, arrived: Any) -> None:
-        """On the loop thread: acks arrived (one nats-py message, or a list of them); wake
-        their publishers, or queue them for the acks thread; nothing more."""
-        sync = self._sync
-        for nats_msg in arrived if isinstance(arrived, list) else (arrived,):
-            waiter = sync.pop(nats_msg.subject, None)
-            if waiter is not None:
-                waiter.data = nats_msg.data
-                waiter.headers = nats_msg.headers
-                waiter.lock.release()
-            else:
-                self._acks.put((nats_msg.subject, nats_msg.data, nats_msg.headers))
-
-    def _send(self, pending: _Pending, conn: Connection, prefix: str) -> None:
+    def _send(self, pending: _Pending, conn: Connection) -> None:
         """Send one attempt (any thread but the loop)."""
-        reply = prefix + str(next(self._tokens))
         pending.attempts += 1
+        replies = conn.replies
+        reply = replies.expect(_AckWaiter(self._acks, pending, pending.attempts))
         deadline = time.monotonic() + pending.timeout
         with self._lock:
-            self._inflight[reply] = pending
-            heapq.heappush(self._timeouts, (deadline, next(self._seq), reply))
+            heapq.heappush(self._timeouts, (deadline, next(self._seq), reply, replies, pending))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"syncmsg-js-acks-{next(_thread_ids)}", daemon=True
@@ -435,10 +367,12 @@ class Publisher:
                 self._thread.start()
         message = pending.message
         try:
-            conn.enqueue(pub_command(message.subject, reply, message.payload, message.block))
+            conn.enqueue(
+                pub_command(message.subject, reply, message.payload, message.block),
+                len(message.payload),
+            )
         except BaseException:
-            with self._lock:
-                self._inflight.pop(reply, None)
+            replies.forget(reply)
             raise
 
     def _finish(
@@ -462,17 +396,16 @@ class Publisher:
 
     def flush(self, timeout: float | None) -> None:
         """Wait until every ``publish_async`` so far has its ack (or its error)."""
-        wait = self._client._timeout(timeout, self.timeout)
-        deadline = time.monotonic() + wait
+        wait = check_timeout(timeout, self.timeout)
+        deadline = Deadline(wait)
         with self._lock:
             while self._outstanding:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if deadline.expired:
                     raise TimeoutError(
                         f"{self._outstanding} JetStream publishes still wait for acks "
                         f"after {wait:g}s"
                     )
-                self._idle.wait(min(left, 0.5))
+                self._idle.wait(deadline.remaining(0.5))
 
     @property
     def outstanding(self) -> int:
@@ -495,11 +428,10 @@ class Publisher:
                 except queue.Empty:
                     item = None
             now = time.monotonic()
-            self._fail_if_closed()
             self._expire(now)
             self._resend_due(now)
             with self._lock:
-                if self._inflight or self._resends or self._outstanding:
+                if self._timeouts or self._resends or self._outstanding:
                     idle_since = now
                 elif now - idle_since > 2.0 and acks.empty():
                     self._thread = None
@@ -513,13 +445,23 @@ class Publisher:
             return 0.5
         return min(max(min(heads) - time.monotonic(), 0.0), 0.5)
 
-    def _on_ack(self, reply: str, data: bytes, headers: dict[str, str] | None) -> None:
-        with self._lock:
-            pending = self._inflight.pop(reply, None)
-        if pending is None:
-            return  # a late ack for an attempt that already timed out (and was resent)
+    def _on_ack(
+        self,
+        pending: _Pending,
+        attempt: int,
+        data: bytes,
+        headers: dict[str, str] | None,
+        error: BaseException | None,
+    ) -> None:
+        if pending.finished or attempt != pending.attempts:
+            return  # an answer for an attempt that was already given up (and resent)
+        if isinstance(error, ConnectionClosedError):
+            self._finish(pending, ConnectionClosedError("client closed before the ack came"))
+            return
         try:
-            if headers and headers.get(_STATUS) == _NO_RESPONDERS and not data:
+            if error is not None:
+                raise error
+            if headers and headers.get(STATUS) == NO_RESPONDERS and not data:
                 raise NoRespondersError(f"no responders on {pending.message.subject!r}")
             ack = parse_pub_ack(data, pending.message, pending.attempts, self._lookup)
         except Exception as exc:
@@ -527,28 +469,15 @@ class Publisher:
             return
         self._finish(pending, None, ack)
 
-    def _fail_if_closed(self) -> None:
-        """Once the client is closed no ack can come: fail whatever still waits."""
-        client = self._client
-        conn = client._conn
-        if not (client.is_closed or (conn is not None and conn.closed_reason is not None)):
-            return
-        with self._lock:
-            waiting = list(self._inflight.values()) + [p for _, _, p in self._resends]
-            self._inflight.clear()
-            self._resends.clear()
-            self._timeouts.clear()
-        for pending in waiting:
-            self._finish(pending, ConnectionClosedError("client closed before the ack came"))
-
     def _expire(self, now: float) -> None:
+        """Give up on attempts whose ack did not come in time (they may be resent)."""
         expired: list[_Pending] = []
         with self._lock:
             heap = self._timeouts
             while heap and heap[0][0] <= now:
-                _, _, reply = heapq.heappop(heap)
-                pending = self._inflight.pop(reply, None)
-                if pending is not None:
+                _, _, reply, replies, pending = heapq.heappop(heap)
+                # Still waiting: no ack is coming. Not waiting: its ack is in the queue.
+                if replies.forget(reply) and not pending.finished:
                     expired.append(pending)
         for pending in expired:
             error = TimeoutError(
@@ -580,8 +509,7 @@ class Publisher:
                 due.append(heapq.heappop(heap)[2])
         for pending in due:
             try:
-                conn = self._client._live()
-                self._send(pending, conn, self._inbox(conn, pending.timeout))
+                self._send(pending, self._client.connection())
             except Exception as exc:
                 if isinstance(exc, ConnectionClosedError) or not self._should_retry(exc, pending):
                     self._finish(pending, exc)
@@ -589,22 +517,26 @@ class Publisher:
                     self._retry_or_fail(pending, exc, delay=self.retry.initial)
 
 
-_Ack = tuple[str, bytes, "dict[str, str] | None"]
+# (pending, attempt, data, headers, error): one answer for the acks thread.
+_Ack = tuple["_Pending", int, bytes, "dict[str, str] | None", "BaseException | None"]
 
 
-class _SyncWait:
-    """One ``publish()`` attempt's wait: a lock held until the loop thread releases it.
+class _AckWaiter:
+    """One ``publish_async`` attempt in the reply mux: the loop thread only queues its ack
+    (or the mux's failure) for the acks thread."""
 
-    Cheaper than a ``threading.Event`` on both threads (no Condition, no Python-level code).
-    """
+    __slots__ = ("acks", "attempt", "pending")
 
-    __slots__ = ("data", "headers", "lock")
+    def __init__(self, acks: queue.SimpleQueue[_Ack], pending: _Pending, attempt: int) -> None:
+        self.acks = acks
+        self.pending = pending
+        self.attempt = attempt
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.data = b""
-        self.headers: dict[str, str] | None = None
+    def resolve(self, msg: Any) -> None:
+        self.acks.put((self.pending, self.attempt, msg.data, msg.headers, None))
+
+    def fail(self, error: BaseException) -> None:
+        self.acks.put((self.pending, self.attempt, b"", None, error))
 
 
 class _Tries:

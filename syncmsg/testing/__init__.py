@@ -31,7 +31,18 @@ pytest: installing syncmsg registers the plugin :mod:`syncmsg.testing.plugin`
 * ``nats_url`` (session): that server's URL;
 * ``nats_server_factory`` (function): ``factory(**NatsServer kwargs)`` returns a started,
   private server; all are closed when the test ends;
-* ``nats_cluster_factory`` (function): the same for :class:`NatsCluster`.
+* ``nats_cluster_factory`` (function): the same for :class:`NatsCluster`;
+* ``nats_tls_certs`` (session): a :class:`TlsCertificates` (test CA, server and client
+  certificates); ``nats_tls_server``, ``nats_mtls_server``, ``nats_tls_first_server``
+  (function): started servers with TLS, with mTLS, and in TLS handshake-first mode;
+* ``nats_secure_factory`` (function): ``factory(tls=..., tls_verify=...,
+  tls_handshake_first=..., auth=AccountsConfig | JwtOperator, **NatsServer kwargs)``;
+* ``nats_operator`` (function): a fresh :class:`JwtOperator` for JWT (operator) mode.
+
+Secured servers in plain Python: :class:`TlsCertificates`, :class:`AccountsConfig` (accounts,
+users, :class:`Permissions`, exports and imports in the server config) and
+:class:`JwtOperator` (operator, accounts and users as JWTs with ``.creds`` files). They need
+``trustme`` and ``nkeys``: ``pip install 'syncmsg[testing]'``.
 
 Do not also list the plugin in ``pytest_plugins`` or pass ``-p syncmsg.testing.plugin``
 when syncmsg is installed: pytest would register it twice.
@@ -39,7 +50,43 @@ when syncmsg is installed: pytest would register it twice.
 
 from syncmsg.testing._binary import find_server_binary
 from syncmsg.testing._cluster import NatsCluster
+from syncmsg.testing._jwt import NKey, creds_text, decode_jwt, encode_jwt, write_creds
+from syncmsg.testing._secure import (
+    AccountsConfig,
+    ConfigAccount,
+    Export,
+    Import,
+    JwtAccount,
+    JwtOperator,
+    JwtUser,
+    NkeyUser,
+    PasswordUser,
+    Permissions,
+    TlsCertificates,
+)
 from syncmsg.testing._server import NatsServer, NatsServerError
 from syncmsg.testing._wait import wait_until
 
-__all__ = ["NatsCluster", "NatsServer", "NatsServerError", "find_server_binary", "wait_until"]
+__all__ = [
+    "AccountsConfig",
+    "ConfigAccount",
+    "Export",
+    "Import",
+    "JwtAccount",
+    "JwtOperator",
+    "JwtUser",
+    "NKey",
+    "NatsCluster",
+    "NatsServer",
+    "NatsServerError",
+    "NkeyUser",
+    "PasswordUser",
+    "Permissions",
+    "TlsCertificates",
+    "creds_text",
+    "decode_jwt",
+    "encode_jwt",
+    "find_server_binary",
+    "wait_until",
+    "write_creds",
+]

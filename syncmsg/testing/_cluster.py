@@ -156,7 +156,7 @@ class NatsCluster:
                         _ADDR_IN_USE in str(exc)
                         and not self._formed
                         and attempt < _PORT_ATTEMPTS
-                        and not deadline.expired()
+                        and not deadline.expired
                     ):
                         for server in self._servers:
                             server.kill()
@@ -186,7 +186,7 @@ class NatsCluster:
             deadline = _Deadline(timeout)
             server = self._servers[index]
             server.stop(timeout)
-            server._start(deadline.remaining(), check_health=False)
+            server._start(deadline.left(), check_health=False)
             running = sum(s.is_running for s in self._servers)
             if running >= self._size // 2 + 1:
                 self._wait_formed(deadline)
@@ -300,7 +300,7 @@ class NatsCluster:
             leader, last = self._agreed_leader(running, deadline)
             if leader is not None:
                 return leader
-            if deadline.expired():
+            if deadline.expired:
                 logs = "\n".join(
                     f"{s.name}:\n{s._log_excerpt(head=0, tail=10)}" for s in self._servers
                 )
@@ -314,7 +314,7 @@ class NatsCluster:
     ) -> tuple[NatsServer | None, str]:
         leaders: dict[str, dict[str, Any]] = {}
         for server in running:
-            status, body = _http_get(f"{server.monitor_url}/jsz", min(1.0, deadline.remaining()))
+            status, body = _http_get(f"{server.monitor_url}/jsz", min(1.0, deadline.left()))
             if status != 200:
                 return None, f"{server.name}: /jsz answered {status or 'nothing'}"
             try:

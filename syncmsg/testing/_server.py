@@ -23,8 +23,10 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -35,16 +37,22 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from syncmsg._deadline import Deadline
 from syncmsg._errors import ConfigurationError, SyncMsgError
 from syncmsg.testing._binary import find_server_binary
+
+if TYPE_CHECKING:
+    from syncmsg.testing._secure import TlsCertificates
 
 __all__ = ["NatsServer", "NatsServerError"]
 
 _LOOPBACK = "127.0.0.1"
 _ADDR_IN_USE = "address already in use"
 _PORT_ATTEMPTS = 3  # how often an automatically chosen port is re-picked after a clash
+# A config that sets the server's name itself (then we cannot pass or check our own).
+_NAMES_ITSELF = re.compile(r"^\s*(server_name|name)\s*[:=]", re.MULTILINE)
 
 
 class NatsServerError(SyncMsgError, RuntimeError):
@@ -145,16 +153,26 @@ def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _read_info(host: str, port: int, timeout: float) -> dict[str, Any] | None:
+def _read_info(
+    host: str, port: int, timeout: float, tls: ssl.SSLContext | None = None
+) -> dict[str, Any] | None:
     """Connect to a client port and return the server's INFO, or None if it isn't up.
 
-    A server that accepts the connection but says nothing within ``timeout`` (TLS
-    handshake-first mode, or not a NATS server at all) yields an empty dict.
+    With ``tls`` the TLS handshake comes first (a server in TLS handshake-first mode sends
+    its INFO only after it). Without, a server that accepts the connection but says
+    nothing within ``timeout`` (handshake-first, or not a NATS server at all) yields an
+    empty dict.
     """
     try:
-        sock = socket.create_connection((host, port), timeout=max(timeout, 0.05))
+        sock: socket.socket = socket.create_connection((host, port), timeout=max(timeout, 0.05))
     except OSError:
         return None
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_hostname=host)
+        except (OSError, ValueError):  # ssl.SSLError is an OSError
+            sock.close()
+            return None
     with sock:
         data = b""
         try:
@@ -177,22 +195,18 @@ def _read_info(host: str, port: int, timeout: float) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-class _Deadline:
-    """A monotonic deadline with a short, growing poll interval."""
+class _Deadline(Deadline):
+    """The core's deadline, with a short, growing poll interval."""
+
+    __slots__ = ("_delay",)
 
     def __init__(self, timeout: float) -> None:
-        self._end = time.monotonic() + timeout
+        super().__init__(timeout)
         self._delay = 0.005
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - time.monotonic())
-
-    def expired(self) -> bool:
-        return time.monotonic() >= self._end
 
     def pause(self) -> None:
         """Wait a little before polling again (never past the deadline)."""
-        time.sleep(min(self._delay, self.remaining()))
+        time.sleep(min(self._delay, self.left()))
         self._delay = min(self._delay * 2, 0.1)
 
 
@@ -216,10 +230,14 @@ class NatsServer:
     ``user``/``password`` or ``token`` require those credentials from clients: :attr:`url`
     never contains them, :attr:`client_url` does. ``tls_cert``/``tls_key`` turn on TLS
     (``tls_ca`` sets the CA used for client certificates; add ``"--tlsverify"`` to
-    ``extra_args`` to require them). ``config_text`` is written to a config file passed
-    with ``-c``; host, port, credentials and the other arguments above are command-line
-    flags, which take precedence over it. ``extra_args`` are appended to the command
-    line as given.
+    ``extra_args`` to require them). Or pass ``tls``, a
+    :class:`~syncmsg.testing.TlsCertificates`: the server uses its certificates,
+    ``tls_verify=True`` requires client certificates signed by its CA (mTLS),
+    ``tls_handshake_first=True`` makes the TLS handshake come before the server's INFO
+    (nats-server 2.10+), and :meth:`connect_options` tells a client how to connect.
+    ``config_text`` is written to a config file passed with ``-c``; host, port,
+    credentials and the other arguments above are command-line flags, which take
+    precedence over it. ``extra_args`` are appended to the command line as given.
 
     Example::
 
@@ -242,6 +260,9 @@ class NatsServer:
         tls_cert: str | os.PathLike[str] | None = None,
         tls_key: str | os.PathLike[str] | None = None,
         tls_ca: str | os.PathLike[str] | None = None,
+        tls: TlsCertificates | None = None,
+        tls_verify: bool = False,
+        tls_handshake_first: bool = False,
         extra_args: Sequence[str] = (),
         config_text: str | None = None,
         name: str | None = None,
@@ -254,6 +275,10 @@ class NatsServer:
             raise ConfigurationError("user and password must be given together")
         if (tls_cert is None) != (tls_key is None):
             raise ConfigurationError("tls_cert and tls_key must be given together")
+        if tls is not None and (tls_cert is not None or tls_ca is not None):
+            raise ConfigurationError("use either tls or tls_cert/tls_key/tls_ca, not both")
+        if tls is None and (tls_verify or tls_handshake_first):
+            raise ConfigurationError("tls_verify and tls_handshake_first need tls=TlsCertificates")
         if port < 0 or (http_port is not None and http_port < 0):
             raise ConfigurationError("ports must be >= 0")
         self._binary = str(binary) if binary is not None else find_server_binary()
@@ -265,11 +290,19 @@ class NatsServer:
         self._tls_cert = None if tls_cert is None else str(tls_cert)
         self._tls_key = None if tls_key is None else str(tls_key)
         self._tls_ca = None if tls_ca is None else str(tls_ca)
+        self._tls = tls
+        self._tls_verify = tls_verify
+        self._tls_handshake_first = tls_handshake_first
+        self._tls_block = (
+            ""
+            if tls is None
+            else tls.server_tls_block(verify=tls_verify, handshake_first=tls_handshake_first)
+        )
         self._extra_args = tuple(str(arg) for arg in extra_args)
         self._config_text = config_text
         # A name we chose lets the readiness probe check that the INFO came from *our*
         # process and not from someone else that grabbed the port.
-        names_itself = config_text is not None or any(
+        names_itself = bool(config_text and _NAMES_ITSELF.search(config_text)) or any(
             arg.lstrip("-").split("=", 1)[0] in ("n", "name", "server_name")
             for arg in self._extra_args
         )
@@ -333,13 +366,27 @@ class NatsServer:
         them from the URL without decoding (``@`` and ``:`` in a password are fine;
         ``/``, ``?`` and ``#`` cannot be expressed and must be passed separately).
         """
-        scheme = "tls" if self._tls_cert else "nats"
+        scheme = "tls" if self._tls_cert or self._tls else "nats"
         auth = ""
         if self._token is not None:
             auth = f"{self._token}@"
         elif self._user is not None and self._password is not None:
             auth = f"{self._user}:{self._password}@"
         return f"{scheme}://{auth}{_host_port(_connect_host(self._host), self._port)}"
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`syncmsg.connect` besides the URL, for ``tls=`` servers.
+
+        The CA to trust, the client certificate when the server verifies them, and
+        ``tls_handshake_first`` when the server expects it; empty without ``tls``.
+        Credentials are in :attr:`client_url`.
+        """
+        if self._tls is None:
+            return {}
+        options = self._tls.connect_options(client_cert=self._tls_verify)
+        if self._tls_handshake_first:
+            options["tls_handshake_first"] = True
+        return options
 
     @property
     def monitor_url(self) -> str | None:
@@ -494,7 +541,7 @@ class NatsServer:
                         and not self._started_once
                         and (self._auto_port or self._auto_http)
                         and attempt < _PORT_ATTEMPTS
-                        and not deadline.expired()
+                        and not deadline.expired
                     ):
                         self._repick_ports()
                         continue
@@ -515,8 +562,9 @@ class NatsServer:
 
     def _command(self) -> list[str]:
         cmd = [self._binary, "-a", self._host, "-p", str(self._port), "-l", str(self._log_file)]
-        if self._config_text is not None:
-            self._config_file.write_text(self._config_text, encoding="utf-8")
+        if self._config_text is not None or self._tls_block:
+            config = (self._config_text or "") + "\n" + self._tls_block
+            self._config_file.write_text(config, encoding="utf-8")
             cmd += ["-c", str(self._config_file)]
         if self._name is not None and self._name_flag:
             cmd += ["-n", self._name]
@@ -559,13 +607,14 @@ class NatsServer:
     def _wait_ready(self, deadline: _Deadline, *, check_health: bool) -> None:
         """Poll until the client port answers with our INFO (and /healthz says ok)."""
         host = _connect_host(self._host)
+        probe_tls = self._probe_tls_context()
         while True:
             self._check_alive()
-            info = _read_info(host, self._port, min(0.5, deadline.remaining()))
+            info = _read_info(host, self._port, min(0.5, deadline.left()), probe_tls)
             if info is not None and self._is_our_info(info):
                 self._check_alive()
                 break
-            if deadline.expired():
+            if deadline.expired:
                 self._fail(f"did not accept connections on port {self._port} in time")
             deadline.pause()
         if not (check_health and self._http_port is not None):
@@ -574,14 +623,20 @@ class NatsServer:
         last = b""
         while True:
             self._check_alive()
-            status, body = _http_get(url, min(1.0, deadline.remaining()))
+            status, body = _http_get(url, min(1.0, deadline.left()))
             if status == 200:
                 return
             last = body or last
-            if deadline.expired():
+            if deadline.expired:
                 detail = last.decode(errors="replace").strip() or "no answer"
                 self._fail(f"/healthz did not report ok in time ({detail})")
             deadline.pause()
+
+    def _probe_tls_context(self) -> ssl.SSLContext | None:
+        """For a handshake-first server: TLS that our certificates complete (else None)."""
+        if self._tls is None or not self._tls_handshake_first:
+            return None
+        return self._tls.ssl_context(client_cert=self._tls_verify)
 
     def _is_our_info(self, info: dict[str, Any]) -> bool:
         if not info:

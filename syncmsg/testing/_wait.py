@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from syncmsg._deadline import Deadline
+
 __all__ = ["wait_until"]
 
 
@@ -18,8 +20,8 @@ def wait_until(
     what: str = "",
 ) -> None:
     """Poll ``predicate`` until it is truthy; raise AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    deadline = Deadline(timeout)
     while not predicate():
-        if time.monotonic() > deadline:
+        if deadline.expired:
             raise AssertionError(f"{what or 'condition'} not met within {timeout}s")
         time.sleep(interval)

@@ -13,18 +13,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
-from syncmsg.testing import NatsCluster, NatsServer
+from syncmsg.testing import (
+    AccountsConfig,
+    JwtOperator,
+    NatsCluster,
+    NatsServer,
+    TlsCertificates,
+)
 
 __all__ = [
     "NatsClusterFactory",
+    "NatsSecureFactory",
     "NatsServerFactory",
     "nats_cluster_factory",
+    "nats_mtls_server",
+    "nats_operator",
+    "nats_secure_factory",
     "nats_server",
     "nats_server_factory",
+    "nats_tls_certs",
+    "nats_tls_first_server",
+    "nats_tls_server",
     "nats_url",
 ]
 
@@ -43,6 +57,24 @@ class NatsClusterFactory(Protocol):
         self, size: int = 3, *, start: bool = True, timeout: float = 30.0, **kwargs: Any
     ) -> NatsCluster:
         """Create a cluster from :class:`NatsCluster` keyword arguments."""
+
+
+class NatsSecureFactory(Protocol):
+    """``factory(tls=..., auth=..., **kwargs)``: a started, secured :class:`NatsServer`."""
+
+    def __call__(
+        self,
+        *,
+        tls: bool = False,
+        tls_verify: bool = False,
+        tls_handshake_first: bool = False,
+        auth: AccountsConfig | JwtOperator | None = None,
+        config_text: str | None = None,
+        start: bool = True,
+        timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> NatsServer:
+        """Create a server; ``tls_verify``/``tls_handshake_first`` imply ``tls``."""
 
 
 def _worker() -> str:
@@ -117,3 +149,82 @@ def _close_all(items: Sequence[NatsServer | NatsCluster]) -> None:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+# --------------------------------------------------------------------------- secured servers
+
+
+@pytest.fixture(scope="session")
+def nats_tls_certs(tmp_path_factory: pytest.TempPathFactory) -> TlsCertificates:
+    """A test CA with a server certificate (127.0.0.1, localhost, ::1) and a client one."""
+    return TlsCertificates(tmp_path_factory.mktemp("syncmsg-tls"))
+
+
+@pytest.fixture
+def nats_secure_factory(request: pytest.FixtureRequest) -> Iterator[NatsSecureFactory]:
+    """Make secured private servers; closed after the test.
+
+    ``nats_secure_factory(tls=True, tls_verify=True, auth=accounts)`` uses the session's
+    ``nats_tls_certs`` and ``auth.config_text()`` (an :class:`AccountsConfig` or a
+    :class:`JwtOperator`); other keywords go to :class:`NatsServer`. Connect with
+    ``syncmsg.connect(server.client_url, **server.connect_options(), **user.connect_options())``.
+    """
+    made: list[NatsServer] = []
+
+    def factory(
+        *,
+        tls: bool = False,
+        tls_verify: bool = False,
+        tls_handshake_first: bool = False,
+        auth: AccountsConfig | JwtOperator | None = None,
+        config_text: str | None = None,
+        start: bool = True,
+        timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> NatsServer:
+        if tls or tls_verify or tls_handshake_first:
+            kwargs.update(
+                tls=request.getfixturevalue("nats_tls_certs"),
+                tls_verify=tls_verify,
+                tls_handshake_first=tls_handshake_first,
+            )
+        parts = [text for text in (auth and auth.config_text(), config_text) if text]
+        server = NatsServer(config_text="\n".join(parts) if parts else None, **kwargs)
+        made.append(server)
+        if start:
+            server.start(timeout=timeout)
+        return server
+
+    try:
+        yield factory
+    finally:
+        _close_all(made)
+
+
+@pytest.fixture
+def nats_tls_server(nats_secure_factory: NatsSecureFactory) -> NatsServer:
+    """A started JetStream server that requires TLS (server certificate only).
+
+    ``syncmsg.connect(nats_tls_server.client_url, **nats_tls_server.connect_options())``.
+    """
+    return nats_secure_factory(tls=True)
+
+
+@pytest.fixture
+def nats_mtls_server(nats_secure_factory: NatsSecureFactory) -> NatsServer:
+    """A started JetStream server that requires TLS and a client certificate (mTLS)."""
+    return nats_secure_factory(tls_verify=True)
+
+
+@pytest.fixture
+def nats_tls_first_server(nats_secure_factory: NatsSecureFactory) -> NatsServer:
+    """A started JetStream server in TLS handshake-first mode (nats-server 2.10+)."""
+    return nats_secure_factory(tls_handshake_first=True)
+
+
+@pytest.fixture
+def nats_operator(tmp_path: Path) -> Iterator[JwtOperator]:
+    """A fresh :class:`JwtOperator` (operator + system account); creds go to ``tmp_path``."""
+    operator = JwtOperator(directory=tmp_path / "nats-jwt")
+    yield operator
+    operator.cleanup()

@@ -12,6 +12,8 @@ from typing import Any
 
 
 def cli_env(url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a CLI process: no NATS_* of ours, NATS_URL=url, and the test's own
+    config directory (XDG_CONFIG_HOME, set by tests/cli/conftest.py), so no saved context."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
     if "NATS_SERVER_BIN" in os.environ:
         env["NATS_SERVER_BIN"] = os.environ["NATS_SERVER_BIN"]

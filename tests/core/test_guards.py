@@ -75,7 +75,7 @@ def test_blocking_call_from_the_loop_thread_raises_instead_of_deadlocking(client
         except BaseException as exc:
             result.set_result(exc)
 
-    client._loop().call_soon(on_loop)
+    client.connection().loop.call_soon_threadsafe(on_loop)
     error = result.result(5)
     assert isinstance(error, syncmsg.LoopThreadError)
     assert isinstance(error, RuntimeError)
@@ -90,7 +90,7 @@ def test_blocking_call_from_the_loop_thread_raises_instead_of_deadlocking(client
         except BaseException as exc:
             request_result.set_result(exc)
 
-    client._loop().call_soon(request_on_loop)
+    client.connection().loop.call_soon_threadsafe(request_on_loop)
     assert isinstance(request_result.result(5), syncmsg.LoopThreadError)
     assert client.health()["ok"]
 

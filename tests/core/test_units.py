@@ -16,20 +16,24 @@ from syncmsg._config import redact_url
 from syncmsg._errors import map_error
 from syncmsg._subjects import check_publish_subject, check_subscribe_subject
 
+SEED = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"  # a user NKey seed
 
-def test_config_reads_the_environment(monkeypatch):
+
+def test_config_reads_the_environment(monkeypatch, tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("checked when the SSL context is made")
     monkeypatch.setenv("NATS_URL", "nats://a:4222, nats://b:4223")
     monkeypatch.setenv("NATS_USER", "bob")
     monkeypatch.setenv("NATS_PASSWORD", "hunter2")
     monkeypatch.setenv("NATS_TOKEN", "tkn")
-    monkeypatch.setenv("NATS_NKEY_SEED", "SUAXXXX")
-    monkeypatch.setenv("NATS_TLS_CA", "/tmp/ca.pem")
+    monkeypatch.setenv("NATS_NKEY_SEED", SEED)
+    monkeypatch.setenv("NATS_TLS_CA", str(ca))
     config = syncmsg.Config()
     assert config.servers == ["nats://a:4222", "nats://b:4223"]
     assert config.user == "bob"
     assert config.password is not None and config.password.get_secret_value() == "hunter2"
     text = repr(config) + str(config)
-    for secret in ("hunter2", "tkn", "SUAXXXX"):
+    for secret in ("hunter2", "tkn", SEED):
         assert secret not in text
 
 
@@ -66,12 +70,15 @@ def test_bad_config_is_a_configuration_error(options):
 
 def test_nats_options_for_credentials(tmp_path):
     creds = tmp_path / "user.creds"
-    creds.write_text("x")
+    creds.write_text(
+        "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.x.y\n------END NATS USER JWT------\n"
+        f"-----BEGIN USER NKEY SEED-----\n{SEED}\n------END USER NKEY SEED------\n"
+    )
     options = syncmsg.Config.build(
-        "nats://h:1", user="u", password="p", token="t", creds=creds, nkey_seed="SU"
+        "nats://h:1", user="u", password="p", token="t", creds=creds, nkey_seed=SEED
     ).nats_options()
     assert options["password"] == "p" and options["token"] == "t"
-    assert options["user_credentials"] == str(creds) and options["nkeys_seed_str"] == "SU"
+    assert options["user_credentials"] == str(creds) and options["nkeys_seed_str"] == SEED
     with pytest.raises(syncmsg.ConfigurationError):
         syncmsg.Config.build(creds=tmp_path / "missing.creds").nats_options()
 

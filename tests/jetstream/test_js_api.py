@@ -181,11 +181,11 @@ def test_contexts_and_guards(client: syncmsg.Client) -> None:
         js.stream_info("ANY")
 
     with pytest.raises(syncmsg.LoopThreadError):
-        client._loop().call(on_the_loop(), 5)
+        client.connection().call(on_the_loop(), 5, "test")
 
     async def publish_on_the_loop() -> None:
         js.publish("any.subject", b"x")
 
     with pytest.raises(syncmsg.LoopThreadError):
-        client._loop().call(publish_on_the_loop(), 5)
+        client.connection().call(publish_on_the_loop(), 5, "test")
     assert asyncio  # the coroutines above run on the client's own loop

@@ -77,7 +77,7 @@ def test_bad_input_is_refused_before_sending(client: syncmsg.Client, stream: str
     with pytest.raises(ValueError):
         js.publish(f"{stream}.a", b"x", msg_id="")
     with pytest.raises(syncmsg.PayloadTooLargeError):
-        js.publish(f"{stream}.a", b"x" * (client._live().max_payload + 1))
+        js.publish(f"{stream}.a", b"x" * (client.max_payload + 1))
 
 
 def test_publish_async_resolves_every_future_off_the_loop(

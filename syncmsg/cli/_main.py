@@ -1,0 +1,19 @@
+"""Where the command modules are registered: importing one adds its commands to ``app``.
+
+Threading: import time only.
+"""
+
+from syncmsg.cli import (  # noqa: F401  (imported for their commands)
+    bench,
+    context,
+    demo,
+    health,
+    pub,
+    req,
+    server,
+    streams,
+    sub,
+)
+from syncmsg.cli._app import app, run
+
+__all__ = ["app", "run"]
