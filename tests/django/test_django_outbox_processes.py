@@ -180,6 +180,7 @@ def _assert_exactly_once(events: list[TaskEvent], committed: dict[str, str]) -> 
 
 # ---------------------------------------------------------------------------- crash windows
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("publish", ["outbox", "on_commit"])
 def test_web_worker_killed_between_commit_and_publish(
     example_db: ExampleDb, nats_server_factory: Any, publish: str
@@ -219,13 +220,14 @@ def test_web_worker_killed_between_commit_and_publish(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_relay_killed_after_publishing_before_marking(
     example_db: ExampleDb, nats_server_factory: Any
 ) -> None:
     server = nats_server_factory(jetstream=True)
     env = _env(server.url, example_db)
-    subprocess.run([sys.executable, str(TOOL), "write", "1200"], cwd=EXAMPLE, env=env,
-                   check=True, timeout=120)  # fmt: skip
+    subprocess.run([sys.executable, str(TOOL), "write", "1200", "10"], cwd=EXAMPLE, env=env,
+                   check=True, timeout=240)  # fmt: skip
     assert example_db.pending() == 1200
     dying = subprocess.run(
         [sys.executable, str(TOOL), "relay-dies-before-marking"],
@@ -248,6 +250,7 @@ def test_relay_killed_after_publishing_before_marking(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_nats_restarted_mid_batch(example_db: ExampleDb, nats_server_factory: Any) -> None:
     server = nats_server_factory(jetstream=True)
     # Rounds of 50: the relay is still busy when the server goes away.
