@@ -41,8 +41,11 @@ from syncmsg.events import (
     TaskEventType,
     WorkflowEvent,
     WorkflowEventType,
+    agent_event,
+    audit_event,
+    task_event,
+    workflow_event,
 )
-from syncmsg.events._publisher import _body
 from syncmsg.jetstream import PubAck, new_msg_id
 
 __all__ = [
@@ -183,10 +186,6 @@ def publish_event_on_commit(
     return event
 
 
-def _build(model: type[EventT], tenant_id: object, correlation_id: object, **fields: Any) -> EventT:
-    return _events.build(model, conf.options().event_source, tenant_id, correlation_id, **fields)
-
-
 def publish_agent_event_on_commit(
     tenant_id: UUID | str,
     *,
@@ -203,14 +202,14 @@ def publish_agent_event_on_commit(
 
     The event is built and validated now (its ``id`` and ``timestamp`` too) and returned.
     """
-    event = _build(
-        AgentEvent,
+    event = agent_event(
         tenant_id,
-        correlation_id,
         type=type,
         agent_id=agent_id,
         agent_type=agent_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -228,14 +227,14 @@ def publish_workflow_event_on_commit(
     robust: bool = False,
 ) -> WorkflowEvent:
     """:meth:`EventPublisher.publish_workflow_event` once the transaction commits."""
-    event = _build(
-        WorkflowEvent,
+    event = workflow_event(
         tenant_id,
-        correlation_id,
         type=type,
         workflow_id=workflow_id,
         step_id=step_id,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -253,14 +252,14 @@ def publish_task_event_on_commit(
     robust: bool = False,
 ) -> TaskEvent:
     """:meth:`EventPublisher.publish_task_event` once the transaction commits."""
-    event = _build(
-        TaskEvent,
+    event = task_event(
         tenant_id,
-        correlation_id,
         type=type,
         task_id=task_id,
         task_type=task_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -280,15 +279,15 @@ def publish_audit_event_on_commit(
     robust: bool = False,
 ) -> AuditEvent:
     """:meth:`EventPublisher.publish_audit_event` once the transaction commits."""
-    event = _build(
-        AuditEvent,
+    event = audit_event(
         tenant_id,
-        correlation_id,
         type=type,
         action=action,
         resource_type=resource_type,
         resource_id=resource_id,
         user_id=user_id,
-        metadata=_body(metadata),
+        metadata=metadata,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)

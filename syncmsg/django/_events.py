@@ -1,51 +1,28 @@
-"""Building typed events without a connection (for on-commit publishing and the outbox).
+"""What on-commit publishing and the outbox share about events (built by the builders of
+:mod:`syncmsg.events`, which never wait on NATS).
 
-Threading: pure; call from any thread. Building an event must not wait on NATS, so the
-builder is an :class:`~syncmsg.events.EventPublisher` that is never used to publish: its
-``_build`` gives the same defaults (``id``, ``timestamp``, ``source``, the current
-correlation) and the same :class:`~syncmsg.events.EventValidationError` as the
-``publish_*_event`` methods.
+Threading: pure; call from any thread.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TypeVar
 
 from syncmsg.events import (
     AgentEvent,
     AuditEvent,
     EventCodec,
-    EventPublisher,
     TaskEvent,
     WorkflowEvent,
     current_correlation_id,
 )
 
-if TYPE_CHECKING:
-    from syncmsg._client import Client
-
-__all__ = ["CODEC", "EventT", "aggregate_key", "build", "with_correlation"]
+__all__ = ["CODEC", "EventT", "aggregate_key", "with_correlation"]
 
 EventT = TypeVar("EventT", AgentEvent, WorkflowEvent, TaskEvent, AuditEvent)
 
 #: How events become bytes here: plain JSON, as ``get_publisher()`` sends them.
 CODEC = EventCodec()
-
-_builders: dict[str, EventPublisher] = {}
-_lock = threading.Lock()
-
-
-def build(model: type[EventT], source: str, tenant_id: object, correlation_id: object,
-          **fields: Any) -> EventT:  # fmt: skip
-    """A validated ``model`` event from ``source``, as ``EventPublisher`` builds it."""
-    builder = _builders.get(source)
-    if builder is None:
-        with _lock:
-            builder = _builders.setdefault(source, EventPublisher(cast("Client", None), source))
-    built = builder._build(model, tenant_id, correlation_id, **fields)
-    assert isinstance(built, model)
-    return built
 
 
 def with_correlation(event: EventT) -> EventT:

@@ -28,8 +28,11 @@ from syncmsg.events import (
     TaskEventType,
     WorkflowEvent,
     WorkflowEventType,
+    agent_event,
+    audit_event,
+    task_event,
+    workflow_event,
 )
-from syncmsg.events._publisher import _body
 from syncmsg.jetstream import MSG_ID_HEADER
 
 __all__ = [
@@ -174,10 +177,6 @@ def _bounded(key: str) -> str:
     return f"{family}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def _build(model: type[EventT], tenant_id: object, correlation_id: object, **fields: Any) -> EventT:
-    return _events.build(model, conf.options().event_source, tenant_id, correlation_id, **fields)
-
-
 def publish_agent_event(
     tenant_id: UUID | str,
     *,
@@ -191,14 +190,14 @@ def publish_agent_event(
     autocommit: bool = False,
 ) -> AgentEvent:
     """:meth:`EventPublisher.publish_agent_event`, through the outbox; returns the event."""
-    event = _build(
-        AgentEvent,
+    event = agent_event(
         tenant_id,
-        correlation_id,
         type=type,
         agent_id=agent_id,
         agent_type=agent_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event(event, key=key, using=using, autocommit=autocommit)
 
@@ -216,14 +215,14 @@ def publish_workflow_event(
     autocommit: bool = False,
 ) -> WorkflowEvent:
     """:meth:`EventPublisher.publish_workflow_event`, through the outbox."""
-    event = _build(
-        WorkflowEvent,
+    event = workflow_event(
         tenant_id,
-        correlation_id,
         type=type,
         workflow_id=workflow_id,
         step_id=step_id,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event(event, key=key, using=using, autocommit=autocommit)
 
@@ -241,14 +240,14 @@ def publish_task_event(
     autocommit: bool = False,
 ) -> TaskEvent:
     """:meth:`EventPublisher.publish_task_event`, through the outbox."""
-    event = _build(
-        TaskEvent,
+    event = task_event(
         tenant_id,
-        correlation_id,
         type=type,
         task_id=task_id,
         task_type=task_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event(event, key=key, using=using, autocommit=autocommit)
 
@@ -268,15 +267,15 @@ def publish_audit_event(
     autocommit: bool = False,
 ) -> AuditEvent:
     """:meth:`EventPublisher.publish_audit_event`, through the outbox."""
-    event = _build(
-        AuditEvent,
+    event = audit_event(
         tenant_id,
-        correlation_id,
         type=type,
         action=action,
         resource_type=resource_type,
         resource_id=resource_id,
         user_id=user_id,
-        metadata=_body(metadata),
+        metadata=metadata,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event(event, key=key, using=using, autocommit=autocommit)
