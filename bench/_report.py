@@ -139,6 +139,7 @@ def write_report(
         "This file is generated; rerun the command below to refresh it."
     )
     add("")
+    add('<!-- skip: next "takes about 5 minutes on 2 cores, and rewrites this page" -->')
     add("```sh")
     add(command)
     add("```")

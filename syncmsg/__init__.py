@@ -48,7 +48,7 @@ from syncmsg._subjects import check_token
 from syncmsg._subscription import Subscription, SyncSubscription
 from syncmsg.jetstream import JetStream, PubAck, StreamSpec
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place: pyproject.toml reads it ([tool.hatch.version])
 
 __all__ = [
     "AuthorizationError",

@@ -200,7 +200,9 @@ class Client:
         connects, waits for that connect.
 
         :raises ConnectionClosedError: the client is closed.
-        :raises NoServersError, AuthorizationError, TimeoutError: no connection was made.
+        :raises NoServersError: no server could be reached in time.
+        :raises AuthorizationError: the server refused the credentials.
+        :raises TLSError: the TLS handshake was refused (certificate, host name).
         """
         self._check_fork()
         lifecycle = self._lifecycle

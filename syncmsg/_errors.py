@@ -376,7 +376,10 @@ def _tls_refusal(exc: ssl.SSLError) -> bool:
 def _lost_during_handshake(exc: BaseException) -> bool:
     from nats import errors as nerr
 
-    return isinstance(exc, ConnectionResetError | nerr.UnexpectedEOF | ssl.SSLEOFError)
+    # The server hangs up on a client without a certificate; which of these the client
+    # sees depends on how far its handshake got when the server's close arrived.
+    lost = ConnectionResetError | BrokenPipeError | ConnectionAbortedError
+    return isinstance(exc, lost | nerr.UnexpectedEOF | ssl.SSLEOFError)
 
 
 _Diagnosis: TypeAlias = tuple[type[SyncMsgError], str]

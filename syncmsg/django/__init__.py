@@ -18,6 +18,16 @@ dict (every key optional; the ``NATS_*`` environment fills in the rest)::
             )                               # published once the block commits, never if not
         get_client().publish("tasks.seen", {"id": str(task.id)})   # right now
 
+Messages that must go out exactly once with their commit go through the transactional
+outbox (``SYNCMSG["outbox"] = {}``; a relay in ``syncmsg_worker`` or ``syncmsg_relay``
+publishes them)::
+
+    from syncmsg.django import outbox
+
+    with transaction.atomic():
+        order = Order.objects.create(...)
+        outbox.publish("orders.created", {"id": order.pk}, key=f"order:{order.pk}")
+
 Durable handlers go in each app's ``handlers.py`` and run under
 ``python manage.py syncmsg_worker``::
 

@@ -11,30 +11,42 @@ never if it rolls back. Outside a transaction (autocommit) it runs at once.
 that fails after the commit raises out of the ``atomic()`` block, and callbacks registered
 after it do not run; with ``robust=True`` the failure is logged by Django and the other
 callbacks still run.
+
+JetStream and event publishes wait for the stream's ack on the committing thread, for at
+most ``timeout`` (the call's, else ``SYNCMSG["jetstream"]["timeout"]``): that bounds the
+whole wait, connecting and retries included. Without either, the wait is bounded by the
+context's ``publish_retry`` (a minute by default). Building and validating never connects.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload
+from syncmsg._errors import TimeoutError
 from syncmsg._subjects import check_publish_subject
-from syncmsg.django._process import get_client, get_jetstream, get_publisher
+from syncmsg.django import _events, conf
+from syncmsg.django._events import EventT
+from syncmsg.django._process import get_client, get_jetstream
 from syncmsg.events import (
     AgentEvent,
     AgentEventType,
     AuditEvent,
     AuditEventType,
-    Event,
     TaskEvent,
     TaskEventType,
     WorkflowEvent,
     WorkflowEventType,
+    agent_event,
+    audit_event,
+    task_event,
+    workflow_event,
 )
-from syncmsg.events._publisher import _body
-from syncmsg.jetstream import new_msg_id
+from syncmsg.jetstream import PubAck, new_msg_id
 
 __all__ = [
     "jetstream_publish_on_commit",
@@ -45,8 +57,6 @@ __all__ = [
     "publish_task_event_on_commit",
     "publish_workflow_event_on_commit",
 ]
-
-EventT = TypeVar("EventT", AgentEvent, WorkflowEvent, TaskEvent, AuditEvent)
 
 
 def _on_commit(func: Callable[[], Any], using: str | None, robust: bool) -> None:
@@ -109,10 +119,45 @@ def jetstream_publish_on_commit(
     ident = msg_id or new_msg_id()
 
     def send() -> None:
-        get_jetstream().publish(subject, payload, msg_id=ident, headers=copied, timeout=timeout)
+        jetstream_publish(subject, payload, msg_id=ident, headers=copied, timeout=timeout)
 
     _on_commit(send, using, robust)
     return ident
+
+
+def jetstream_publish(
+    subject: str,
+    payload: bytes,
+    *,
+    msg_id: str,
+    headers: Headers | None,
+    timeout: float | None,
+) -> PubAck:
+    """Publish with the process's JetStream context, waiting at most ``timeout`` (default
+    ``SYNCMSG["jetstream"]["timeout"]``) in all: for the first connection, the ack and the
+    retries. Raises :class:`~syncmsg.TimeoutError` when that runs out."""
+    bound = timeout if timeout is not None else conf.options().jetstream.get("timeout")
+    if bound is None:
+        return get_jetstream().publish(subject, payload, msg_id=msg_id, headers=headers)
+    deadline = time.monotonic() + bound
+    get_client(timeout=bound)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"no JetStream ack for {subject!r} within {bound:g}s")
+    # publish() retries for its context's publish_retry deadline, measured from its own
+    # start; waiting on the future instead keeps the caller's wait inside `bound`.
+    future = get_jetstream().publish_async(
+        subject, payload, msg_id=msg_id, headers=headers, timeout=left
+    )
+    try:
+        # exception(), not result(): syncmsg's own TimeoutError (a failed publish) is a
+        # builtins.TimeoutError too, and must not be taken for the wait running out.
+        error = future.exception(max(deadline - time.monotonic(), 0.0))
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError(f"no JetStream ack for {subject!r} within {bound:g}s") from None
+    if error is not None:
+        raise error
+    return future.result()
 
 
 def publish_event_on_commit(
@@ -128,29 +173,17 @@ def publish_event_on_commit(
     :meth:`~syncmsg.events.EventPublisher.publish` would), so that it is the request's and
     not whatever is current when the transaction commits.
     """
-    if not isinstance(event, AgentEvent | WorkflowEvent | TaskEvent | AuditEvent):
-        raise TypeError(f"not an event: {type(event).__name__}")
-    if event.correlation_id is None:
-        from syncmsg.events import current_correlation_id
-
-        correlation = current_correlation_id()
-        if correlation is not None:
-            event = event.model_copy(update={"correlation_id": correlation})
-    get_publisher().codec.encode(event)  # fails now if it cannot be encoded
+    event = _events.with_correlation(event)
+    encoded = _events.CODEC.encode(event)  # fails now if it cannot be encoded
+    headers = dict(encoded.headers) if encoded.headers else None
 
     def send() -> None:
-        get_publisher().publish(event, timeout=timeout)
+        jetstream_publish(
+            encoded.subject, encoded.data, msg_id=str(event.id), headers=headers, timeout=timeout
+        )
 
     _on_commit(send, using, robust)
     return event
-
-
-def _build(model: type[EventT], tenant_id: object, correlation_id: object, **fields: Any) -> EventT:
-    # EventPublisher's own builder: same defaults (id, timestamp, source, correlation)
-    # and the same EventValidationError as publish_*_event.
-    built: Event = get_publisher()._build(model, tenant_id, correlation_id, **fields)
-    assert isinstance(built, model)
-    return built
 
 
 def publish_agent_event_on_commit(
@@ -169,14 +202,14 @@ def publish_agent_event_on_commit(
 
     The event is built and validated now (its ``id`` and ``timestamp`` too) and returned.
     """
-    event = _build(
-        AgentEvent,
+    event = agent_event(
         tenant_id,
-        correlation_id,
         type=type,
         agent_id=agent_id,
         agent_type=agent_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -194,14 +227,14 @@ def publish_workflow_event_on_commit(
     robust: bool = False,
 ) -> WorkflowEvent:
     """:meth:`EventPublisher.publish_workflow_event` once the transaction commits."""
-    event = _build(
-        WorkflowEvent,
+    event = workflow_event(
         tenant_id,
-        correlation_id,
         type=type,
         workflow_id=workflow_id,
         step_id=step_id,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -219,14 +252,14 @@ def publish_task_event_on_commit(
     robust: bool = False,
 ) -> TaskEvent:
     """:meth:`EventPublisher.publish_task_event` once the transaction commits."""
-    event = _build(
-        TaskEvent,
+    event = task_event(
         tenant_id,
-        correlation_id,
         type=type,
         task_id=task_id,
         task_type=task_type,
-        payload=_body(payload),
+        payload=payload,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)
 
@@ -246,15 +279,15 @@ def publish_audit_event_on_commit(
     robust: bool = False,
 ) -> AuditEvent:
     """:meth:`EventPublisher.publish_audit_event` once the transaction commits."""
-    event = _build(
-        AuditEvent,
+    event = audit_event(
         tenant_id,
-        correlation_id,
         type=type,
         action=action,
         resource_type=resource_type,
         resource_id=resource_id,
         user_id=user_id,
-        metadata=_body(metadata),
+        metadata=metadata,
+        correlation_id=correlation_id,
+        source=conf.options().event_source,
     )
     return publish_event_on_commit(event, timeout=timeout, using=using, robust=robust)

@@ -29,6 +29,8 @@ class SyncmsgConfig(AppConfig):  # type: ignore[misc]  # Django ships no type hi
 def _setting_changed(*, setting: str, **kwargs: Any) -> None:
     """``override_settings(SYNCMSG=...)``: the next get_client() uses the new settings."""
     if setting == "SYNCMSG":
+        from syncmsg.django import conf
         from syncmsg.django._process import close_client
 
+        conf.clear()
         close_client(timeout=2.0)

@@ -10,6 +10,7 @@
         "service": "billing",               # event source and consumer names
         "jetstream": {"timeout": 2.0, "publish_retry": RetryPolicy(deadline=10.0)},
         "worker": {"workers": 2, "shutdown_timeout": 25.0},
+        "outbox": {"retention": 24 * 3600, "health_max_age": 60.0},   # see OutboxOptions
     }
 
 Every key is optional; without the setting, the client is configured from the ``NATS_*``
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,14 +32,23 @@ from syncmsg._config import Config
 from syncmsg._errors import ConfigurationError
 from syncmsg.jetstream import StreamSpec
 
-__all__ = ["DjangoOptions", "WorkerOptions", "load"]
+__all__ = ["DjangoOptions", "OutboxOptions", "WorkerOptions", "load", "options"]
 
 SETTING = "SYNCMSG"
 DEFAULT_SERVICE = "django"
 
 #: Keys of ``SYNCMSG`` that configure the Django integration rather than the client.
 DJANGO_KEYS = frozenset(
-    {"streams", "event_streams", "service", "event_source", "health_timeout", "worker", "jetstream"}
+    {
+        "streams",
+        "event_streams",
+        "service",
+        "event_source",
+        "health_timeout",
+        "worker",
+        "jetstream",
+        "outbox",
+    }
 )
 _JETSTREAM_KEYS = frozenset(
     {
@@ -74,6 +85,29 @@ class WorkerOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class OutboxOptions:
+    """``SYNCMSG["outbox"]``: the transactional outbox and its relay (docs/django.md#outbox).
+
+    Times are in seconds.
+    """
+
+    database: str = "default"  # the alias the outbox table lives in
+    batch_size: int = 1000  # rows claimed and published per round
+    poll_interval: float = 0.5  # the relay's sleep when nothing is pending
+    publish_timeout: float = 5.0  # bounds one round's wait for its acks
+    retention: float | None = 24 * 3600.0  # published rows are deleted after this; None: kept
+    cleanup_interval: float = 60.0  # how often the relay deletes rows past retention
+    mode: str = "auto"  # "concurrent" (row locks, skip locked), "single" (a lease), "auto"
+    lease: float = 30.0  # single mode: a relay that stops renewing is replaced after this
+    backoff_initial: float = 0.5  # waits while NATS is down, and before a failed row's retry:
+    backoff_max: float = 30.0  # doubling from backoff_initial up to backoff_max
+    max_payload: int | None = 1024 * 1024  # refused at write time (the server default)
+    health_max_backlog: int | None = None  # the health view answers 503 above these
+    health_max_age: float | None = None
+    run_in_worker: bool = True  # manage.py syncmsg_worker runs a relay too
+
+
+@dataclasses.dataclass(frozen=True)
 class DjangoOptions:
     """Everything ``SYNCMSG`` says, validated."""
 
@@ -85,6 +119,7 @@ class DjangoOptions:
     health_timeout: float
     worker: WorkerOptions
     jetstream: dict[str, Any] = dataclasses.field(default_factory=dict)
+    outbox: OutboxOptions | None = None  # None: SYNCMSG["outbox"] is not set
 
 
 def _raw_setting() -> Mapping[str, Any]:
@@ -127,7 +162,33 @@ def load(raw: Mapping[str, Any] | None = None) -> DjangoOptions:
         health_timeout=float(health_timeout),
         worker=_worker(raw.get("worker", {})),
         jetstream=_jetstream(raw.get("jetstream", {})),
+        outbox=outbox_options(raw.get("outbox")),
     )
+
+
+_cache_lock = threading.Lock()
+_cached: DjangoOptions | None = None
+
+
+def options() -> DjangoOptions:
+    """:func:`load`, read once and kept until the setting changes (see :func:`clear`).
+
+    For the calls that run on every request (the outbox writes) and must not parse the
+    settings and the environment each time.
+    """
+    global _cached
+    cached = _cached
+    if cached is None:
+        with _cache_lock:
+            cached = _cached = load()
+    return cached
+
+
+def clear() -> None:
+    """Forget what :func:`options` read (``SYNCMSG`` changed: ``override_settings``)."""
+    global _cached
+    with _cache_lock:
+        _cached = None
 
 
 def _streams(value: Any) -> tuple[StreamSpec, ...]:
@@ -179,7 +240,75 @@ def _jetstream(value: Any) -> dict[str, Any]:
             f"{SETTING}['jetstream'] has unknown keys {sorted(unknown)}; "
             f"expected some of {sorted(_JETSTREAM_KEYS)}"
         )
-    return dict(value)
+    options = dict(value)
+    timeout = options.get("timeout")
+    if timeout is not None:
+        if not _number(timeout) or timeout <= 0:
+            raise ConfigurationError(f"{SETTING}['jetstream']['timeout'] must be a positive number")
+        if "publish_retry" not in options:
+            # The timeout is what a publish may take in all: retries end with it too
+            # (otherwise they would go on for DEFAULT_PUBLISH_RETRY's minute).
+            from syncmsg.jetstream import DEFAULT_PUBLISH_RETRY
+
+            options["publish_retry"] = DEFAULT_PUBLISH_RETRY.replace(deadline=float(timeout))
+    return options
+
+
+_OUTBOX_MODES = ("auto", "concurrent", "single")
+_OUTBOX_KEYS = frozenset(field.name for field in dataclasses.fields(OutboxOptions))
+
+
+def outbox_options(value: Any) -> OutboxOptions | None:
+    """``SYNCMSG["outbox"]`` (a dict, True, or None/False for off), validated."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{SETTING}['outbox'] must be a dict (or True)")
+    unknown = set(value) - _OUTBOX_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"{SETTING}['outbox'] has unknown keys {sorted(unknown)}; "
+            f"expected some of {sorted(_OUTBOX_KEYS)}"
+        )
+    options = OutboxOptions(**value)
+    where = f"{SETTING}['outbox']"
+    if not isinstance(options.database, str) or not options.database:
+        raise ConfigurationError(f"{where}['database'] must be a database alias")
+    if not isinstance(options.batch_size, int) or not 1 <= options.batch_size <= 5000:
+        raise ConfigurationError(f"{where}['batch_size'] must be an int from 1 to 5000")
+    positive = ("poll_interval", "publish_timeout", "cleanup_interval", "lease")
+    for key in (*positive, "backoff_initial", "backoff_max"):
+        number = getattr(options, key)
+        if not _number(number) or number <= 0:
+            raise ConfigurationError(f"{where}[{key!r}] must be a positive number")
+    if options.backoff_max < options.backoff_initial:
+        raise ConfigurationError(f"{where}['backoff_max'] must be at least 'backoff_initial'")
+    for key in ("retention", "health_max_age"):
+        number = getattr(options, key)
+        if number is not None and (not _number(number) or number < 0):
+            raise ConfigurationError(f"{where}[{key!r}] must be a number >= 0, or None")
+    for key in ("health_max_backlog", "max_payload"):
+        number = getattr(options, key)
+        if number is not None and (not isinstance(number, int) or number < 0):
+            raise ConfigurationError(f"{where}[{key!r}] must be an int >= 0, or None")
+    if options.mode not in _OUTBOX_MODES:
+        raise ConfigurationError(f"{where}['mode'] must be one of {list(_OUTBOX_MODES)}")
+    if options.lease < 3 * options.publish_timeout:
+        # A round must end well inside the lease, or a second relay could take over while
+        # the first still sends (harmless inside the duplicate window, but not free).
+        raise ConfigurationError(
+            f"{where}['lease'] must be at least 3 times 'publish_timeout' "
+            f"({options.lease:g} < 3 * {options.publish_timeout:g})"
+        )
+    if not isinstance(options.run_in_worker, bool):
+        raise ConfigurationError(f"{where}['run_in_worker'] must be True or False")
+    return options
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _worker(value: Any) -> WorkerOptions:

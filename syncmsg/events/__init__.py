@@ -5,7 +5,7 @@ and immutable and can be used from any thread. :class:`EventPublisher` (thread-s
 its caller until the stream acknowledges) and :class:`EventSubscriber` (handlers run on
 worker threads) use a connected :class:`syncmsg.Client`; see their modules.
 
-The TypeScript services (nats.js + zod, design document section 34) and syncmsg read each
+The TypeScript services (nats.js + zod; docs/events.md describes them) and syncmsg read each
 other's messages unchanged: see docs/events.md for the wire format.
 
 >>> from uuid import UUID
@@ -23,6 +23,14 @@ other's messages unchanged: see docs/events.md for the wire format.
 True
 """
 
+from syncmsg.events._build import (
+    DEFAULT_SOURCE,
+    agent_event,
+    audit_event,
+    build_event,
+    task_event,
+    workflow_event,
+)
 from syncmsg.events._codec import EncodedEvent, EncryptingCodec, EventCodec, parse_event
 from syncmsg.events._context import (
     correlation_for,
@@ -65,7 +73,6 @@ from syncmsg.events._models import (
     utc_now,
 )
 from syncmsg.events._publisher import (
-    DEFAULT_SOURCE,
     EventAck,
     EventPublisher,
     ensure_event_streams,
@@ -142,8 +149,10 @@ __all__ = [
     "TaskEventType",
     "WorkflowEvent",
     "WorkflowEventType",
+    "agent_event",
     "agent_filter",
     "agent_subject",
+    "audit_event",
     "audit_filter",
     "audit_subject",
     "check_subject_token",
@@ -163,9 +172,12 @@ __all__ = [
     "stream_for",
     "stream_spec",
     "subject_for",
+    "build_event",
+    "task_event",
     "task_filter",
     "task_subject",
     "utc_now",
+    "workflow_event",
     "workflow_filter",
     "workflow_subject",
 ]

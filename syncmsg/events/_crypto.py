@@ -1,4 +1,4 @@
-"""Optional AES-256-GCM encryption of an event's data field (design doc, security point 5).
+"""Optional AES-256-GCM encryption of an event's data field, for sensitive data.
 
 Threading: :class:`PayloadCipher` is immutable (rotation returns a new cipher), so one
 instance can be shared by every thread; its methods are pure apart from reading random

@@ -1,4 +1,4 @@
-"""Typed events, wire-compatible with the TypeScript services' zod schemas (design doc 34.4).
+"""Typed events, wire-compatible with the TypeScript services' zod schemas.
 
 Threading: pure, immutable values and functions; use them from any thread.
 

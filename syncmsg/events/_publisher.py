@@ -1,4 +1,4 @@
-"""Publishing typed events to their JetStream streams (design doc 34.5), and the streams.
+"""Publishing typed events to their JetStream streams, as the TypeScript services do.
 
 Threading: :class:`EventPublisher` holds no mutable state after construction and may be used
 by any number of threads at once. Each ``publish_*`` call builds, validates and encodes (and
@@ -19,23 +19,25 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import ValidationError
-
+from syncmsg.events._build import (
+    DEFAULT_SOURCE,
+    agent_event,
+    audit_event,
+    task_event,
+    workflow_event,
+)
 from syncmsg.events._codec import EventCodec
 from syncmsg.events._context import current_correlation_id
-from syncmsg.events._errors import EventValidationError
 from syncmsg.events._models import (
     AgentEvent,
     AgentEventType,
     AuditEvent,
     AuditEventType,
     Event,
-    MessageT,
     TaskEvent,
     TaskEventType,
     WorkflowEvent,
     WorkflowEventType,
-    _to_uuid,
 )
 from syncmsg.events._streams import (
     EVENT_DEAD_LETTERS,
@@ -55,9 +57,6 @@ __all__ = [
     "ensure_event_streams",
     "stream_spec",
 ]
-
-DEFAULT_SOURCE = "aigentflow-api"
-"""The ``source`` of the document's publisher."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +94,7 @@ def ensure_event_streams(
     timeout: float | None = None,
     js: JetStream | None = None,
 ) -> list[StreamInfo]:
-    """Create the event streams, or update them to the document's configuration.
+    """Create the event streams, or update them to the TypeScript services' configuration.
 
     Ensures ``AGENT_EVENTS``, ``TASK_EVENTS`` and ``AUDIT_EVENTS`` with ``replicas`` replicas
     each (1 to 5; 3 is usual on a cluster) and, unless ``dead_letters=False``, the
@@ -125,10 +124,11 @@ class EventPublisher:
     ``client.jetstream(domain=...)`` for another domain, or other retry settings).
 
     Each ``publish_*`` method fills ``id`` (a new uuid4), ``timestamp`` (now), ``source``
-    and ``tenantId``, publishes on the document's subject with ``Nats-Msg-Id`` = ``id``, and
-    returns an :class:`EventAck` once the stream has stored it. ``correlation_id`` defaults
-    to the current correlation: inside an :class:`EventSubscriber` handler, that of the event
-    being handled (see :func:`~syncmsg.events.correlation_scope`).
+    and ``tenantId``, publishes on the TypeScript services' subject with ``Nats-Msg-Id`` =
+    ``id``, and returns an :class:`EventAck` once the stream has stored it.
+    ``correlation_id`` defaults to the current correlation: inside an
+    :class:`EventSubscriber` handler, that of the event being handled (see
+    :func:`~syncmsg.events.correlation_scope`).
 
     Raises, before anything is sent: :class:`~syncmsg.events.EventValidationError` for a
     missing or invalid ``tenant_id`` or any other invalid field, and
@@ -212,14 +212,14 @@ class EventPublisher:
         timeout: float | None = None,
     ) -> EventAck:
         """Publish an agent event on ``agent.{agent_type}.{type}`` (stream AGENT_EVENTS)."""
-        event = self._build(
-            AgentEvent,
+        event = agent_event(
             tenant_id,
-            correlation_id,
             type=type,
             agent_id=agent_id,
             agent_type=agent_type,
-            payload=_body(payload),
+            payload=payload,
+            correlation_id=correlation_id,
+            source=self._source,
         )
         return self.publish(event, timeout=timeout)
 
@@ -235,14 +235,14 @@ class EventPublisher:
         timeout: float | None = None,
     ) -> EventAck:
         """Publish a workflow event on ``workflow.{type}`` (stream AGENT_EVENTS)."""
-        event = self._build(
-            WorkflowEvent,
+        event = workflow_event(
             tenant_id,
-            correlation_id,
             type=type,
             workflow_id=workflow_id,
             step_id=step_id,
-            payload=_body(payload),
+            payload=payload,
+            correlation_id=correlation_id,
+            source=self._source,
         )
         return self.publish(event, timeout=timeout)
 
@@ -258,14 +258,14 @@ class EventPublisher:
         timeout: float | None = None,
     ) -> EventAck:
         """Publish a task event on ``task.{task_type}.{type}`` (stream TASK_EVENTS)."""
-        event = self._build(
-            TaskEvent,
+        event = task_event(
             tenant_id,
-            correlation_id,
             type=type,
             task_id=task_id,
             task_type=task_type,
-            payload=_body(payload),
+            payload=payload,
+            correlation_id=correlation_id,
+            source=self._source,
         )
         return self.publish(event, timeout=timeout)
 
@@ -283,70 +283,19 @@ class EventPublisher:
         timeout: float | None = None,
     ) -> EventAck:
         """Publish an audit event on ``audit.{type}`` (stream AUDIT_EVENTS)."""
-        event = self._build(
-            AuditEvent,
+        event = audit_event(
             tenant_id,
-            correlation_id,
             type=type,
             action=action,
             resource_type=resource_type,
             resource_id=resource_id,
             user_id=user_id,
-            metadata=_body(metadata),
+            metadata=metadata,
+            correlation_id=correlation_id,
+            source=self._source,
         )
         return self.publish(event, timeout=timeout)
 
     # ------------------------------------------------------------------ helpers
     def _js(self) -> JetStream:
         return self._jetstream if self._jetstream is not None else self._client.jetstream()
-
-    def _build(
-        self,
-        model: type[MessageT],
-        tenant_id: object,
-        correlation_id: object,
-        **fields: Any,
-    ) -> MessageT:
-        tenant = _required_uuid(tenant_id, "tenant_id", "every event carries its tenant")
-        if correlation_id is None:
-            correlation: UUID | None = current_correlation_id()
-        else:
-            correlation = _required_uuid(correlation_id, "correlation_id", "")
-        data = {k: v for k, v in fields.items() if v is not None}
-        try:
-            return model.model_validate(
-                {"source": self._source, "tenant_id": tenant, "correlation_id": correlation, **data}
-            )
-        except ValidationError as exc:
-            problems = [
-                {"loc": tuple(err["loc"]), "msg": err["msg"], "type": err["type"]}
-                for err in exc.errors(include_url=False, include_input=False, include_context=False)
-            ]
-            lines = [f"invalid {model.__name__}:"]
-            lines += [f"  {'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems]
-            raise EventValidationError("\n".join(lines), errors=problems) from None
-
-
-def _required_uuid(value: object, name: str, why: str) -> UUID:
-    if value is None or value == "":
-        raise EventValidationError(
-            f"{name} is required" + (f": {why}" if why else ""),
-            errors=[{"loc": (name,), "msg": "Field required", "type": "missing"}],
-        )
-    try:
-        return _to_uuid(value)
-    except ValueError as exc:
-        raise EventValidationError(
-            f"{name} is invalid: {exc}",
-            errors=[{"loc": (name,), "msg": str(exc), "type": "uuid"}],
-        ) from None
-
-
-def _body(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise EventValidationError(
-            f"the event body must be a mapping (a JSON object), not {type(value).__name__}"
-        )
-    return dict(value)

@@ -1,14 +1,14 @@
-"""The JetStream streams of the typed events (design doc 34.3), as plain data.
+"""The JetStream streams of the typed events (the TypeScript services'), as plain data.
 
 Threading: immutable values and pure functions; use them from any thread.
 
 * ``AGENT_EVENTS``: ``agent.>`` and ``workflow.>``; 7 days; 1 GiB
 * ``TASK_EVENTS``: ``task.>``; 30 days; 5 GiB
 * ``AUDIT_EVENTS``: ``audit.>``; 365 days; 10 GiB
-* ``EVENT_DEAD_LETTERS`` (syncmsg's addition, not in the document): ``events.dlq.>``;
+* ``EVENT_DEAD_LETTERS`` (syncmsg's addition, not on the TypeScript side): ``events.dlq.>``;
   30 days; 1 GiB
 
-All use file storage and limits retention. Replicas default to 1, as in the document;
+All use file storage and limits retention. Replicas default to 1, as on the TypeScript side;
 pass ``replicas=3`` on a cluster.
 """
 
@@ -40,10 +40,11 @@ _MAX_REPLICAS = 5  # JetStream's limit
 
 @dataclass(frozen=True)
 class EventStreamDef:
-    """One stream's configuration, in the document's terms.
+    """One stream's configuration, in the TypeScript services' terms.
 
     :meth:`to_api_config` gives the JetStream API's ``StreamConfig`` JSON (``max_age`` in
-    nanoseconds, ``num_replicas``), which is what nats.js sends for the document's objects.
+    nanoseconds, ``num_replicas``), which is what nats.js sends for the TypeScript services'
+    objects.
     """
 
     name: str
@@ -121,7 +122,7 @@ AUDIT_EVENTS = EventStreamDef(
 )
 
 EVENT_STREAMS: tuple[EventStreamDef, ...] = (AGENT_EVENTS, TASK_EVENTS, AUDIT_EVENTS)
-"""The three streams of the document, with 1 replica."""
+"""The TypeScript services' three streams, with 1 replica."""
 
 DEAD_LETTER_PREFIX = "events.dlq"
 """Dead letters of the event consumers go to ``events.dlq.<consumer name>``."""
@@ -133,8 +134,9 @@ EVENT_DEAD_LETTERS = EventStreamDef(
     max_bytes=1 * _GIB,
     description="Events that a consumer could not process (syncmsg dead letters)",
 )
-"""Not in the document: keeps what :class:`~syncmsg.events.EventSubscriber` dead-letters
-(invalid events; with a retry policy, events whose handlers kept failing) for 30 days."""
+"""syncmsg's own, not on the TypeScript side: keeps what
+:class:`~syncmsg.events.EventSubscriber` dead-letters (invalid events; with a retry policy,
+events whose handlers kept failing) for 30 days."""
 
 _STREAM_BY_FAMILY = {
     "agent": AGENT_EVENTS,

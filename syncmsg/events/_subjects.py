@@ -1,4 +1,4 @@
-"""Subjects of the typed events (design doc 34.5), built so that no value can escape its token.
+"""Subjects of the typed events, as the TypeScript publisher builds them, with no escape.
 
 Threading: pure functions; call them from any thread.
 

@@ -1,4 +1,4 @@
-"""Durable consumers that dispatch typed events to handlers (design doc 34.6).
+"""Durable consumers that dispatch typed events to handlers, as the TypeScript subscriber does.
 
 Threading:
 
@@ -22,7 +22,7 @@ fails validation or decryption     dead-lettered with the error and terminated, 
                                    handlers are not called, it is never redelivered
 handlers all return                acked
 a handler raises, no retry policy  logged (and passed to ``error_callback``), the other
-                                   handlers still run, then acked (the document's behaviour)
+                                   handlers still run, then acked (the TypeScript behaviour)
 a handler raises, with ``retry``   the other handlers still run, then the message is nak'd
                                    with the policy's backoff; on the last allowed delivery it
                                    is dead-lettered and terminated
@@ -105,13 +105,13 @@ FAMILIES: Mapping[str, _Family] = {
     "task": _Family("task", TaskEvent, TaskEventType, TASK_EVENTS, "task.>"),
     "audit": _Family("audit", AuditEvent, AuditEventType, AUDIT_EVENTS, "audit.>"),
 }
-"""The four consumers: family → model, stream and filter subject (design doc 34.6)."""
+"""The four consumers: family → model, stream and filter subject."""
 
 
 def consumer_name(service: str, family: str) -> str:
     """The durable name of a family's consumer: ``{service}-{family}-consumer``.
 
-    ``consumer_name("api", "agent") == "api-agent-consumer"``, the document's name.
+    ``consumer_name("api", "agent") == "api-agent-consumer"``, the TypeScript name.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown event family {family!r}: expected one of {', '.join(FAMILIES)}")
@@ -195,7 +195,7 @@ class EventSubscriber:
     ``codec`` decodes messages (default: plain JSON; pass the publisher's
     :class:`~syncmsg.events.EncryptingCodec` for encrypted events). ``retry`` switches on
     redelivery of events whose handlers raised (see :class:`EventRetryPolicy`); without it
-    a failing handler is logged and the event acked, as in the document. Invalid events
+    a failing handler is logged and the event acked, as on the TypeScript side. Invalid events
     are dead-lettered to ``{dead_letter_prefix}.{consumer name}`` (the
     ``EVENT_DEAD_LETTERS`` stream of :func:`ensure_event_streams` keeps them) and
     terminated. ``error_callback(error, event)`` hears of each handler failure and each

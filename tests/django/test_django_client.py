@@ -21,7 +21,7 @@ from syncmsg.django import (
     get_publisher,
 )
 from syncmsg.django import conf as django_conf
-from syncmsg.jetstream import StreamSpec
+from syncmsg.jetstream import DEFAULT_PUBLISH_RETRY, StreamSpec
 
 
 def test_one_client_for_all_threads(django_nats: Any) -> None:
@@ -160,7 +160,16 @@ def test_valid_settings() -> None:
             "jetstream": {"timeout": 2.0},
         }
     )
-    assert options.jetstream == {"timeout": 2.0}
+    # The timeout bounds a publish in all: its retries end with it.
+    assert options.jetstream == {
+        "timeout": 2.0,
+        "publish_retry": DEFAULT_PUBLISH_RETRY.replace(deadline=2.0),
+    }
+    given = syncmsg.RetryPolicy(deadline=9.0)
+    assert django_conf.load({"jetstream": {"timeout": 2, "publish_retry": given}}).jetstream == {
+        "timeout": 2,
+        "publish_retry": given,
+    }
     assert options.worker.effective_prefetch == 16
     assert django_conf.WorkerOptions(workers=8).effective_prefetch == 32
     assert options.config.servers == ["nats://a:4222", "nats://b:4222"]

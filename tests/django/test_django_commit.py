@@ -11,6 +11,7 @@ from django.db import transaction
 
 import syncmsg
 from syncmsg.django import (
+    close_client,
     get_client,
     jetstream_publish_on_commit,
     publish_agent_event_on_commit,
@@ -151,3 +152,36 @@ def test_a_failed_publish_after_commit_raises_unless_robust(
 
         with pytest.raises(syncmsg.PayloadTooLargeError), transaction.atomic():
             publish_on_commit("c.big", too_big)
+
+
+@pytest.mark.timeout(40)  # unbounded, each wait below would be publish_retry's minute
+def test_the_jetstream_timeout_bounds_the_wait_after_the_commit(
+    django_nats: Any, wait_until: Any
+) -> None:
+    from django.conf import settings
+    from django.test import override_settings
+
+    bounded = {**settings.SYNCMSG, "jetstream": {"timeout": 1.0}}
+    with override_settings(SYNCMSG=bounded):
+        client = get_client()
+        django_nats.stop()
+        wait_until(lambda: not client.is_connected, 10)
+        # The ack's own timeout or the bound's: either way a TimeoutError, soon.
+        with pytest.raises(syncmsg.TimeoutError), transaction.atomic():
+            jetstream_publish_on_commit("taskboard.down", b"")
+        with pytest.raises(syncmsg.TimeoutError), transaction.atomic():
+            publish_task_event_on_commit(
+                TENANT, type="task.created", task_id=uuid4(), task_type="email"
+            )
+        with pytest.raises(syncmsg.TimeoutError), transaction.atomic():
+            jetstream_publish_on_commit("taskboard.down", b"", timeout=0.5)  # the call's own
+        # A process with no client yet: connecting is bounded by the same timeout.
+        close_client(timeout=1.0)
+        refused = pytest.raises((syncmsg.NatsConnectionError, syncmsg.TimeoutError))
+        with refused, transaction.atomic():
+            jetstream_publish_on_commit("taskboard.down", b"")
+        django_nats.start()
+        with transaction.atomic():
+            msg_id = jetstream_publish_on_commit("taskboard.up", b"")
+        stored = get_client().jetstream().stream_info("TASKBOARD").state.messages
+        assert stored >= 1 and msg_id

@@ -74,7 +74,7 @@ def test_gunicorn_preload_threads_store_every_event_once(
             "example_site.wsgi:application",
         ],
         cwd=EXAMPLE,
-        env=example_env(server.url, db),
+        env=example_env(server.url, db, TASKBOARD_PUBLISH="on_commit"),  # publishes in the request
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -1,17 +1,35 @@
-"""The example project's views through Django's test client: events only after commit."""
+"""The example project's views through Django's test client: events only after commit,
+written to the outbox (and published by a relay) or published on commit."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import pytest
+from django.conf import settings
 from django.test import Client as DjangoClient
+from django.test import override_settings
 from taskboard.models import Task
 
 import syncmsg
 from syncmsg.django import get_client
+from syncmsg.django.outbox import Relay
 from syncmsg.events import TaskEvent
+
+
+@pytest.fixture(autouse=True, params=["outbox", "on_commit"])
+def publish_mode(request: Any) -> Iterator[str]:
+    with override_settings(TASKBOARD_PUBLISH=request.param):
+        yield request.param
+
+
+def _relay() -> None:
+    """Publish what the views wrote to the outbox (nothing in on_commit mode)."""
+    if settings.TASKBOARD_PUBLISH == "outbox":
+        Relay().publish_pending(timeout=30)
 
 
 def _events(server: Any) -> list[TaskEvent]:
@@ -37,6 +55,7 @@ def test_post_creates_a_task_and_publishes_task_created(django_nats: Any) -> Non
     task = Task.objects.get(pk=body["id"])
     assert str(task.event_id) == body["event_id"]
 
+    _relay()
     (event,) = _events(django_nats)
     assert event.id == task.event_id
     assert event.task_id == task.id
@@ -56,6 +75,7 @@ def test_invalid_requests_publish_nothing(django_nats: Any) -> None:
     assert "taskType" in bad_kind.json()["error"] or "task_type" in bad_kind.json()["error"]
     assert not Task.objects.exists()  # rolled back with the event
     assert web.get("/tasks/").status_code == 405
+    _relay()
     assert _events(django_nats) == []
 
 
@@ -69,7 +89,29 @@ def test_form_post_detail_and_completion(django_nats: Any) -> None:
     again = web.post(f"/tasks/{created['id']}/complete/")
     assert first.status_code == again.status_code == 202
     assert first.json()["message_id"] == f"task-{created['id']}-completed"
+    _relay()
     with syncmsg.connect(django_nats.url) as client:
         info = client.jetstream().stream_info("TASKBOARD")
         assert info.state.messages == 1  # the retried completion was stored once
     assert web.get("/tasks/6f1d2c3b-0000-4000-8000-000000000000/").status_code == 404
+
+
+def test_task_events_carry_the_revision_in_order(django_nats: Any) -> None:
+    web = DjangoClient()
+    created = web.post("/tasks/", data={"title": "lifecycle", "kind": "email"}).json()
+    for event_type in ("task.assigned", "task.started", "task.completed"):
+        reply = web.post(f"/tasks/{created['id']}/events/", data={"type": event_type})
+        assert reply.status_code == 201, reply.content
+    assert (
+        web.post(f"/tasks/{created['id']}/events/", data={"type": "task.created"}).status_code
+        == 400
+    )
+    assert web.get(f"/tasks/{created['id']}/").json()["revision"] == 3
+    _relay()
+    events = _events(django_nats)
+    assert [(e.type.value, e.payload.get("revision")) for e in events] == [
+        ("task.created", None),
+        ("task.assigned", 1),
+        ("task.started", 2),
+        ("task.completed", 3),
+    ]

@@ -29,6 +29,7 @@ from syncmsg.django import (
     handler,
     registered_handlers,
 )
+from syncmsg.django.outbox import Relay
 from syncmsg.django.worker import Worker
 from syncmsg.events import AuditEventType, EventRetryPolicy, TaskEventType
 
@@ -130,6 +131,9 @@ def test_worker_runs_the_example_handlers(django_nats: Any, wait_until: Any) -> 
         for i in range(20)
     ]
     web.post(f"/tasks/{ids[0]}/complete/")
+    relay = Relay()
+    assert relay.publish_pending(timeout=30) == 21  # the views wrote to the outbox
+    relay.stop()
     seen_connections: list[bool] = []
 
     @handler("taskboard.probe", durable="probe")

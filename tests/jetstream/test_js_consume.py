@@ -93,8 +93,9 @@ def test_failing_handler_is_dead_lettered_after_max_deliver(
     )
     wait_until(lambda: js.stream_info(dlq).state.messages == 2, 15, what="2 dead letters")
     wait_until(lambda: _settled(js, stream, "poison"), 10, what="poison terminated")
+    # The error callback runs after the dead letter and the term: wait for the last one.
+    wait_until(lambda: len(errors) == 6, 10, what="6 error reports")
     assert attempts == {1: 3, 2: 3}
-    assert len(errors) == 6
     letter = js.get_msg(dlq, 1)
     assert letter.subject == f"{dlq}.orders"
     assert letter.data == b"p1"

@@ -2,11 +2,13 @@
 
 Everything that differs between a laptop, the tests and production comes from the
 environment: NATS_URL (and the other NATS_* variables syncmsg reads), TASKBOARD_DB (the
-SQLite file), DJANGO_SECRET_KEY, DJANGO_DEBUG.
+SQLite file) or TASKBOARD_DATABASE_URL (postgres://user@host:port/name, for PostgreSQL),
+TASKBOARD_PUBLISH ("outbox", the default, or "on_commit"), DJANGO_SECRET_KEY, DJANGO_DEBUG.
 """
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import django
@@ -18,15 +20,39 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # /admin/: the outbox, read-only (syncmsg/django/admin.py)
+    "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "syncmsg.django",
     "taskboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
 ]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
 
 ROOT_URLCONF = "example_site.urls"
 WSGI_APPLICATION = "example_site.wsgi.application"
@@ -49,6 +75,17 @@ DATABASES = {
         "CONN_MAX_AGE": int(os.environ.get("TASKBOARD_CONN_MAX_AGE", "60")),
     }
 }
+if os.environ.get("TASKBOARD_DATABASE_URL"):
+    _url = urlsplit(os.environ["TASKBOARD_DATABASE_URL"])  # postgres://user:pw@host:port/name
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path.lstrip("/"),
+        "USER": unquote(_url.username or ""),
+        "PASSWORD": unquote(_url.password or ""),
+        "HOST": _url.hostname or "",
+        "PORT": str(_url.port or ""),
+        "CONN_MAX_AGE": int(os.environ.get("TASKBOARD_CONN_MAX_AGE", "60")),
+    }
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -69,7 +106,15 @@ SYNCMSG = {
     # The events' "source", and the durable consumers' prefix: taskboard-task-consumer.
     "service": "taskboard",
     "worker": {"workers": 1, "shutdown_timeout": 20.0},
+    # The transactional outbox: the views write their events into syncmsg_outbox in the
+    # same transaction as the task; `manage.py syncmsg_worker` (or `syncmsg_relay`)
+    # publishes them. The health view answers 503 when the oldest unsent event is older
+    # than a minute (no relay running, NATS down for long).
+    "outbox": {"health_max_age": 60.0},
 }
+# How the views publish: "outbox" (a row in the transaction, published by the relay) or
+# "on_commit" (published by the request thread right after the commit).
+TASKBOARD_PUBLISH = os.environ.get("TASKBOARD_PUBLISH", "outbox")
 
 # The single tenant of this example (events carry a tenant id).
 TASKBOARD_TENANT_ID = UUID(

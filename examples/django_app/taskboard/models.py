@@ -12,6 +12,7 @@ class Task(models.Model):
     kind = models.CharField(max_length=50, default="general")  # the event's taskType
     state = models.CharField(max_length=10, choices=STATES, default="new")
     event_id = models.UUIDField(null=True, blank=True)  # the task.created event
+    revision = models.PositiveIntegerField(default=0)  # +1 with each later event
     created_at = models.DateTimeField(auto_now_add=True)
 
     def as_json(self) -> dict[str, object]:
@@ -20,6 +21,7 @@ class Task(models.Model):
             "title": self.title,
             "kind": self.kind,
             "state": self.state,
+            "revision": self.revision,
             "event_id": str(self.event_id) if self.event_id else None,
         }
 

@@ -1,5 +1,9 @@
 """``python manage.py syncmsg_worker``: run the registered handlers until told to stop.
 
+With ``SYNCMSG["outbox"]`` set (and its ``run_in_worker`` left True), it also runs an
+outbox relay (see :mod:`syncmsg.django.outbox`) on its ``syncmsg-outbox-relay`` thread;
+``--no-relay`` leaves that to ``manage.py syncmsg_relay``.
+
 Threading: ``handle`` runs on the main thread, which installs the SIGTERM/SIGINT handlers
 and waits; the handlers run on syncmsg's worker threads (see
 :mod:`syncmsg.django.worker`). The first SIGTERM or SIGINT starts a graceful stop under
@@ -44,6 +48,11 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
         parser.add_argument(
             "--list", action="store_true", help="list the registered handlers and exit"
         )
+        parser.add_argument(
+            "--no-relay",
+            action="store_true",
+            help="do not run the outbox relay here (when SYNCMSG['outbox'] is set)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         import dataclasses
@@ -73,7 +82,9 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
             for entry in handlers:
                 self.stdout.write(entry.describe())
             return
-        if not handlers:
+        outbox = settings.outbox
+        with_relay = outbox is not None and outbox.run_in_worker and not options["no_relay"]
+        if not handlers and not with_relay:
             raise CommandError(
                 f"no handlers registered: decorate functions with @handler or @event_handler, "
                 f"or declare a service(), in an installed app's {worker_options.handlers}.py"
@@ -100,8 +111,15 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
                 worker.start()
             except SyncMsgError as exc:
                 raise CommandError(" ".join(str(exc).split())) from None
+            relay = None
+            if with_relay:
+                from syncmsg.django.outbox import Relay
+
+                relay = Relay(options=outbox, client=client)
+                relay.start()
             self.stdout.write(
                 f"syncmsg_worker: ready (pid {os.getpid()}): {len(handlers)} handler(s)"
+                + (f", outbox relay ({relay.mode} mode)" if relay is not None else "")
             )
             for entry in handlers:
                 self.stdout.write(f"  {entry.describe()}")
@@ -112,6 +130,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # Django ships no type hints
                 f"(up to {worker_options.shutdown_timeout:g}s)"
             )
             self.stdout.flush()
+            if relay is not None:
+                relay.stop(worker_options.shutdown_timeout)
             finished = worker.stop(worker_options.shutdown_timeout)
             close_client(timeout=5.0)
         finally:
