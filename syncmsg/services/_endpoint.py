@@ -1,6 +1,6 @@
 """An endpoint: one subscription whose worker threads run the handler and answer.
 
-Threading: :meth:`Endpoint.handle` runs on the endpoint subscription's worker threads
+Threading: :meth:`Endpoint._handle` runs on the endpoint subscription's worker threads
 (``syncmsg-sub-<sid>-<i>``, ``workers`` of them, made by ``client.subscribe``), several at
 once; it never runs on the event loop. :meth:`Endpoint.info` and :meth:`Endpoint.stats`
 are called from any thread (the service's discovery worker answering ``$SRV.STATS``, or
@@ -96,19 +96,19 @@ class Endpoint:
         return self.config.metadata
 
     # -- starting (the caller's thread) --------------------------------------------------
-    def start(self, client: Client, workers: int, timeout: float | None) -> None:
+    def _start(self, client: Client, workers: int, timeout: float | None) -> None:
         """Subscribe; the server has the subscription when this returns."""
         self._client = client
         self.subscription = client.subscribe(
             self.subject,
-            self.handle,
+            self._handle,
             queue=self.queue_group or None,
             workers=workers,
             timeout=timeout,
         )
 
     # -- the worker threads ----------------------------------------------------------------
-    def handle(self, msg: Msg) -> None:
+    def _handle(self, msg: Msg) -> None:
         """Run the handler on one request and answer it (an endpoint worker thread)."""
         started = time.perf_counter_ns()
         config = self.config
@@ -166,7 +166,7 @@ class Endpoint:
         if isinstance(exc, ServiceError):
             code, description, data = exc.code, exc.description, exc.data
             log.debug("syncmsg: %s: error reply %s: %s", self._where(request), code, description)
-        elif request.is_input_error(exc):
+        elif request._is_input_error(exc):
             code, description = "400", str(exc)
             log.debug("syncmsg: %s: bad request: %s", self._where(request), description)
         else:

@@ -147,7 +147,7 @@ class Request:
             self._input_error = exc
             raise
 
-    def is_input_error(self, exc: BaseException) -> bool:
+    def _is_input_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` is this request's own payload failing to parse."""
         return exc is self._input_error
 

@@ -230,7 +230,7 @@ class Service:
             self.name,
             self.config.stats_handler,
         )
-        endpoint.start(self._client, self.config.workers, timeout)
+        endpoint._start(self._client, self.config.workers, timeout)
         with self._lock:
             if not self._stopping:
                 self._endpoints.append(endpoint)

@@ -44,8 +44,10 @@ __all__ = ["GroupSpec", "ServiceSpec"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Declares:
-    """What a service and a group spec share: the endpoint decorator and sub-groups."""
+class GroupSpec:
+    """Endpoints declared under a subject prefix: ``spec.group("invoices")``, then
+    ``@group.endpoint("create")`` for ``invoices.create``. A :class:`ServiceSpec` is the
+    group with no prefix, so these methods are the service's too."""
 
     def __init__(self, owner: ServiceSpec, prefix: str, queue_group: str | None) -> None:
         self._owner = owner
@@ -87,17 +89,14 @@ class _Declares:
         inherited = self.queue_group if queue_group is None else queue_group
         return GroupSpec(self._owner, group_prefix(name, self.prefix), inherited)
 
-
-class GroupSpec(_Declares):
-    """A group of a :class:`ServiceSpec`: ``spec.group("invoices").endpoint("create")``."""
-
     def __repr__(self) -> str:
         return f"<syncmsg.services.GroupSpec {self.prefix!r}>"
 
 
-class ServiceSpec(_Declares):
+class ServiceSpec(GroupSpec):
     """A service to start later, on any client: the arguments of
-    :func:`~syncmsg.services.add_service`, and endpoints declared with :meth:`endpoint`."""
+    :func:`~syncmsg.services.add_service`, and endpoints declared with
+    :meth:`~GroupSpec.endpoint` (and :meth:`~GroupSpec.group`, from :class:`GroupSpec`)."""
 
     def __init__(
         self,
