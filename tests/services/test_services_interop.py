@@ -24,7 +24,11 @@ import syncmsg
 from syncmsg import services
 from syncmsg.services import Request
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [
+    pytest.mark.timeout(60),
+    # nats.micro's own use of datetime.utcnow() (deprecated from Python 3.12 on).
+    pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning"),
+]
 
 
 def test_nats_py_discovers_pings_calls_and_reads_stats_of_a_syncmsg_service(
