@@ -211,7 +211,9 @@ def test_the_users_reconnect_limit_closes_the_client_and_frees_its_threads(
 
 
 # ----------------------------------------------------------------------------- 3. close
-def test_close_discards_a_large_unread_backlog_at_once(client_factory):
+def test_close_discards_a_large_unread_backlog_at_once(client_factory, caplog):
+    """It used to take the whole close budget and abandon the loop thread. On an idle
+    machine it takes about 0.2 s; the bound here only has to tell that from the budget."""
     client = client_factory()
     other = client_factory()
     sub = client.subscribe_sync("backlog.burst")
@@ -219,10 +221,12 @@ def test_close_discards_a_large_unread_backlog_at_once(client_factory):
         other.publish("backlog.burst", b"m")
     other.flush(timeout=30)
     started = time.monotonic()
-    client.close(timeout=10)
-    assert time.monotonic() - started < 3.0  # well under close_timeout; it used to take 10 s
+    client.close(timeout=30)
+    assert time.monotonic() - started < 10.0
     assert client.is_closed
     assert not sub.is_active
+    assert "did not stop in time" not in caplog.text
+    assert "abandoned" not in caplog.text
 
 
 def test_close_from_many_threads_returns_when_closed(nats_url):
