@@ -223,6 +223,7 @@ class DeadLetterError(JetStreamError):
 
 # ===================================================================== JetStream API errors
 
+
 class ApiErrorCode(int, enum.Enum):
     """The JetStream API error codes syncmsg handles (``err_code`` in nats-server's
     ``errors.json``), each with the syncmsg class it raises: the one table of them.

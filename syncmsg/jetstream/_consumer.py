@@ -111,7 +111,6 @@ class PulledSubscription(SubscriptionBase):
         self._flow = Flow(prefetch)
         self._leaser = leaser
         self._puller = Puller(
-            client,
             self._flow,
             lambda: self._conn,
             self._on_trouble,

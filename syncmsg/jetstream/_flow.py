@@ -4,10 +4,11 @@ Threading: any thread, under the flow's own lock. The event-loop thread counts e
 message that arrives (:meth:`Flow.received`) and each pull request that ends
 (:meth:`Flow.ended`); the thread that lets a message go (a worker after the handler, a
 caller of ``next_msg``) calls :meth:`Flow.released`; whichever thread sends a pull request
-first takes its size with :meth:`Flow.claim`, usually a worker, else the keeper thread
-``syncmsg-js-<sid>-keeper``.
+(usually a worker, else the keeper thread ``syncmsg-js-<sid>-keeper``) sizes it from the
+room left.
 
-The rule: a subscription holds at most ``prefetch`` messages between the server and its
+The rule (applied by :class:`~syncmsg.jetstream._pull.Puller` under the flow's lock): a
+subscription holds at most ``prefetch`` messages between the server and its
 readers, counting those asked for and not yet arrived. It asks for exactly the room left,
 ``prefetch - in_hand - requested``, once that room is a quarter of ``prefetch``, so pull
 requests are few and large and nothing is buffered without bound. After a pull request
@@ -54,23 +55,6 @@ class Flow:
 
     def room(self) -> int:
         return self.prefetch - self.in_hand - self.requested
-
-    def claim(self) -> int:
-        """The size of the next pull request (0: not worth one now), counted as requested."""
-        with self.lock:
-            if self.stopped or time.monotonic() < self.pause_until:
-                return 0
-            room = self.prefetch - self.in_hand - self.requested
-            if room < self.threshold:
-                return 0
-            self.requested += room
-            return room
-
-    def unclaim(self, batch: int, pause: float = 1.0) -> None:
-        """A claimed pull request could not be sent: forget it and pause a little."""
-        with self.lock:
-            self.requested = max(self.requested - batch, 0)
-            self.pause_until = time.monotonic() + pause
 
     def received(self) -> None:
         """A message arrived (the loop thread)."""

@@ -661,7 +661,6 @@ class ConsumerConfig(ApiModel):
         return data
 
 
-
 # ===================================================================== answers
 
 

@@ -204,8 +204,10 @@ class OrderedConsumer(PulledSubscription):
 
     def _on_trouble(self, status: str, description: str) -> None:
         text = description.lower()
-        if status == "503" or "deleted" in text or "leadership" in text:
-            self._want_reset(f"{status} {description}".strip())
+        if status == "503":
+            self._want_reset("503 no responders: the consumer is gone")
+        elif "deleted" in text or "leadership" in text:
+            self._want_reset(f"{status} {description}")
         else:
             self._flow.failed()
             log.warning(

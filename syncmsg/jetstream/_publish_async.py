@@ -279,8 +279,11 @@ class AsyncPublisher:
         if policy.attempts is not None and pending.attempts >= policy.attempts + 1:
             self._finish(pending, error)
             return
-        backoff = min(policy.initial * policy.multiplier ** (pending.attempts - 1), policy.maximum)
-        when = time.monotonic() + (0.0 if isinstance(error, TimeoutError) else max(delay, backoff))
+        # A timed-out attempt already waited; anything else waits the policy's backoff.
+        wait = (
+            0.0 if isinstance(error, TimeoutError) else max(delay, policy.delay(pending.attempts))
+        )
+        when = time.monotonic() + wait
         if when >= pending.deadline:
             self._finish(pending, error)
             return

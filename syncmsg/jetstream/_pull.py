@@ -47,7 +47,6 @@ from syncmsg.jetstream._models import ConsumerInfo, iter_items
 
 if TYPE_CHECKING:
     from syncmsg._connection import Connection
-    from syncmsg._types import SubscriptionHost
     from syncmsg.jetstream._context import JetStream
 
 __all__ = [
@@ -125,7 +124,6 @@ class Puller:
 
     def __init__(
         self,
-        host: SubscriptionHost,
         flow: Flow,
         connection: Callable[[], Connection | None],
         on_trouble: Trouble,
@@ -147,7 +145,6 @@ class Puller:
         if heartbeat:
             options += b',"idle_heartbeat":%d' % int(heartbeat * _NANOS)
         self._options = options
-        self._host = host
 
     @property
     def subscription_subject(self) -> str:
