@@ -456,6 +456,11 @@ class JetStream(StreamManager):
         """How many ``publish_async`` messages still wait for their ack."""
         return self._async.outstanding
 
+    @property
+    def max_pending(self) -> int:
+        """The ``publish_async`` window: at most this many messages wait for acks."""
+        return self._async.max_pending
+
     # ================================================================ subscribing
     @overload
     def subscribe(
