@@ -113,7 +113,7 @@ class OrderedConsumer(PulledSubscription):
         name = self._next_name()
         super().__init__(
             js,
-            subject=" ".join(filters),
+            subject=", ".join(filters),
             stream=stream,
             name=name,
             durable=False,
@@ -168,6 +168,9 @@ class OrderedConsumer(PulledSubscription):
         name = self.name
         config = self._config(name)
         info = self._js._create_consumer(self.stream, name, config, timeout=timeout)
+        if self._closed.is_set():  # unsubscribed meanwhile: leave nothing behind
+            self._js._delete_quietly(self.stream, name)
+            return
         with self._lock:
             self._consumer_config = config
             self._consumer_seq = 0

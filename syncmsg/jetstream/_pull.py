@@ -214,7 +214,11 @@ class Puller:
                 flow.requested = max(flow.requested - unfilled, 0)
             if not len(self.mux):
                 flow.requested = 0
-        if status not in NORMAL_ENDS:
+        # A status for a request already forgotten (a reconnect, the consumer replaced)
+        # says nothing about the requests now open: an ordered consumer that deleted its
+        # consumer hears "409 Consumer Deleted" for the old requests after the new one
+        # exists, and must not replace that one too.
+        if request is not None and status not in NORMAL_ENDS:
             self._on_trouble(status, description_of(nats_msg))
 
     # -- the keeper thread ---------------------------------------------------------------
