@@ -160,35 +160,45 @@ class PulledSubscription(SubscriptionBase):
 
     # ------------------------------------------------------------------ loop thread
     async def _deliver(self, nats_msgs: list[Any]) -> None:
-        """The interest's pump: a batch of messages, and statuses of our pull requests."""
+        """The interest's pump: a batch of messages, and statuses of our pull requests.
+
+        The batch is counted, leased and queued in one lock round each, not per message.
+        """
         puller = self._puller
-        puller.last_activity = time.monotonic()
-        queue = self._queue
+        now = time.monotonic()
+        puller.last_activity = now
+        arrived: list[Any] = []
         for nats_msg in nats_msgs:
-            if not nats_msg.reply.startswith(ACK_PREFIX):
+            if nats_msg.reply.startswith(ACK_PREFIX):
+                arrived.append(nats_msg)
+            else:
                 puller.dispatch(nats_msg)
-                continue
-            msg = self._accept(nats_msg)
-            if msg is None:
-                continue
-            if self._closed.is_set():
-                # Closing: give it back at once rather than let it wait for ack_wait.
+        if not arrived:
+            return
+        msgs = self._accept(arrived)
+        if not msgs:
+            return
+        self._flow.received(len(msgs))
+        if self._leaser is not None:
+            self._leaser.add(msgs, now)
+        if self._closed.is_set():
+            # Closing: give them back at once rather than let them wait for ack_wait.
+            for msg in msgs:
                 self._give_back(msg)
                 self._release(msg, pull=False)
-                continue
-            self.delivered += 1
-            while not queue.offer(msg):
-                await queue.wait_for_room()
+            return
+        self.delivered += len(msgs)
+        queue = self._queue
+        batch: list[Msg] = list(msgs)
+        start = queue.offer_batch(batch)
+        while start < len(batch):
+            await queue.wait_for_room()
+            start = queue.offer_batch(batch, start)
 
-    def _accept(self, nats_msg: Any) -> JsMsg | None:
-        """Wrap and count one message (None: it is not for us after all)."""
-        msg = JsMsg(
-            nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._host, self
-        )
-        self._flow.received()
-        if self._leaser is not None:
-            self._leaser.add(msg, time.monotonic())
-        return msg
+    def _accept(self, nats_msgs: list[Any]) -> list[JsMsg]:
+        """Wrap the messages of a batch (leaving out any that are not for us after all)."""
+        host = self._host
+        return [JsMsg(m.subject, m.data, m.headers, m.reply, host, self) for m in nats_msgs]
 
     def _on_trouble(self, status: str, description: str) -> None:
         """A pull request failed (the loop thread): pause, and look for the consumer if
@@ -207,7 +217,7 @@ class PulledSubscription(SubscriptionBase):
     # ------------------------------------------------------------------ any thread
     def _release(self, msg: JsMsg, *, pull: bool = True) -> None:
         """A message left our hands (handled, taken by ``next_msg``, or given back)."""
-        if self._leaser is not None:
+        if self._leaser is not None and not msg.is_acked:  # settled: dropped already
             self._leaser.drop(msg)
         if self._flow.released() and pull:
             self._puller.pull()

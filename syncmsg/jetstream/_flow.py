@@ -56,11 +56,11 @@ class Flow:
     def room(self) -> int:
         return self.prefetch - self.in_hand - self.requested
 
-    def received(self) -> None:
-        """A message arrived (the loop thread)."""
+    def received(self, count: int = 1) -> None:
+        """``count`` messages arrived (the loop thread)."""
         with self.lock:
-            self.requested = max(self.requested - 1, 0)
-            self.in_hand += 1
+            self.requested = max(self.requested - count, 0)
+            self.in_hand += count
             self.failures = 0
 
     def released(self) -> bool:

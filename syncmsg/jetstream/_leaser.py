@@ -49,9 +49,12 @@ class Leaser:
     def __len__(self) -> int:
         return len(self._leases)
 
-    def add(self, msg: JsMsg, now: float) -> None:
+    def add(self, msgs: list[JsMsg], now: float) -> None:
+        """Lease the messages of a batch that just arrived (the loop thread)."""
         with self._lock:
-            self._leases[msg.reply] = _Lease(msg, now)
+            leases = self._leases
+            for msg in msgs:
+                leases[msg.reply] = _Lease(msg, now)
 
     def drop(self, msg: JsMsg) -> None:
         with self._lock:

@@ -183,27 +183,31 @@ class OrderedConsumer(PulledSubscription):
         self._flow.resume()
 
     # ------------------------------------------------------------------ loop thread
-    def _accept(self, nats_msg: Any) -> JsMsg | None:
-        meta = MsgMetadata.from_reply(nats_msg.reply)
-        if meta is None:
-            return None
+    def _accept(self, nats_msgs: list[Any]) -> list[JsMsg]:
+        """The messages of a batch that come next: in order, from the current consumer."""
+        accepted: list[JsMsg] = []
+        host = self._host
         with self._lock:
-            if meta.consumer != self._current:
-                return None  # an earlier consumer's, still in flight
-            if meta.sequence_consumer != self._consumer_seq + 1:
-                self._current = None  # accept nothing more from this consumer
-                self._want_reset(
-                    f"gap: consumer sequence {meta.sequence_consumer} after {self._consumer_seq}"
-                )
-                return None
-            self._consumer_seq = meta.sequence_consumer
-            self._stream_seq = meta.sequence_stream
-        msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._host)
-        msg._metadata = meta
-        self._flow.received()
-        if meta.num_pending == 0 and not self._caught_up.is_set() and self._backlog_end is None:
-            self._backlog_end = msg
-        return msg
+            for nats_msg in nats_msgs:
+                meta = MsgMetadata.from_reply(nats_msg.reply)
+                if meta is None or meta.consumer != self._current:
+                    continue  # an earlier consumer's, still in flight
+                if meta.sequence_consumer != self._consumer_seq + 1:
+                    self._current = None  # accept nothing more from this consumer
+                    self._want_reset(
+                        f"gap: consumer sequence {meta.sequence_consumer} after "
+                        f"{self._consumer_seq}"
+                    )
+                    break
+                self._consumer_seq = meta.sequence_consumer
+                self._stream_seq = meta.sequence_stream
+                msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, host)
+                msg._metadata = meta
+                accepted.append(msg)
+                backlog_ends = meta.num_pending == 0 and not self._caught_up.is_set()
+                if backlog_ends and self._backlog_end is None:
+                    self._backlog_end = msg
+        return accepted
 
     def _on_trouble(self, status: str, description: str) -> None:
         text = description.lower()
