@@ -19,6 +19,7 @@ from syncmsg import _exports
 from syncmsg._client import Client, ClientState, connect
 from syncmsg._config import Config
 from syncmsg._errors import (
+    ApiErrorCode,
     AuthorizationError,
     BufferFullError,
     ConfigurationError,
@@ -52,6 +53,7 @@ from syncmsg.jetstream import JetStream, PubAck, StreamSpec
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiErrorCode",
     "AuthorizationError",
     "BufferFullError",
     "Client",
