@@ -18,7 +18,8 @@ handlers run on worker threads; nothing runs user code on the event-loop thread.
 The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (requests),
 ``_streams`` (streams and stored messages), ``_publish`` and ``_publish_async``
 (publishing), ``_pull`` (pull requests, ``fetch``), ``_flow`` (flow control), ``_leaser``
-(leases), ``_consumer`` (continuously pulling subscriptions and the ack policy),
+(leases), ``_options`` (subscribe's arguments as consumer configurations), ``_consumer``
+(continuously pulling subscriptions and the ack policy),
 ``_deadletter`` (dead letters), ``_ordered`` (ordered consumers), ``_message`` (``JsMsg``),
 ``_context`` (the ``JetStream`` facade).
 """

@@ -42,7 +42,6 @@ from syncmsg.jetstream._consumer import (
 from syncmsg.jetstream._deadletter import DeadLetterer
 from syncmsg.jetstream._leaser import Leaser
 from syncmsg.jetstream._models import (
-    AckPolicy,
     ConsumerConfig,
     ConsumerInfo,
     DeliverPolicy,
@@ -53,12 +52,14 @@ from syncmsg.jetstream._models import (
     to_nanos,
     to_seconds,
 )
-from syncmsg.jetstream._ordered import (
+from syncmsg.jetstream._options import (
     DEFAULT_INACTIVE_THRESHOLD,
-    OrderedSubscription,
-    OrderedSyncSubscription,
     check_filters,
+    consumer_config,
+    ordered_only,
+    start_position,
 )
+from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscription
 from syncmsg.jetstream._publish import Expect, Publisher
 from syncmsg.jetstream._publish_async import AsyncPublisher
 from syncmsg.jetstream._pull import PullSubscription
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from syncmsg._client import Client
     from syncmsg._connection import Connection
 
-__all__ = ["DEFAULT_API_RETRY", "DEFAULT_PUBLISH_RETRY", "JetStream", "consumer_config"]
+__all__ = ["DEFAULT_API_RETRY", "DEFAULT_PUBLISH_RETRY", "JetStream"]
 
 log = logging.getLogger("syncmsg.jetstream")
 
@@ -77,9 +78,6 @@ log = logging.getLogger("syncmsg.jetstream")
 DEFAULT_PUBLISH_RETRY = RetryPolicy(attempts=None, deadline=60.0, initial=0.1, maximum=2.0)
 #: Management calls (stream and consumer info, create) ride out a short unavailability.
 DEFAULT_API_RETRY = RetryPolicy(attempts=4, deadline=15.0, initial=0.2, maximum=2.0)
-#: An ephemeral consumer is removed by the server this long after nobody pulls from it
-#: (a fetch loop that pauses between batches must not lose it).
-DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD = DEFAULT_INACTIVE_THRESHOLD
 #: Deleting an ephemeral consumer when its subscription ends is worth this much time.
 _DELETE_TIMEOUT = 2.0
 
@@ -87,113 +85,6 @@ Subjects = str | Sequence[str]
 SubT = TypeVar("SubT", bound=PullSubscription | PulledSubscription)
 OrderedT = TypeVar("OrderedT", OrderedSubscription, OrderedSyncSubscription)
 Handler = Callable[[Msg], Any]
-
-
-def consumer_config(
-    name: str,
-    subject: str | Sequence[str] | None,
-    *,
-    durable: bool = True,
-    ack_wait: Duration,
-    max_deliver: int,
-    max_ack_pending: int,
-    backoff: Sequence[Duration] | None,
-    deliver_policy: DeliverPolicy | str | None,
-    opt_start_seq: int | None = None,
-    opt_start_time: dt.datetime | None = None,
-    headers_only: bool = False,
-    inactive_threshold: Duration | None = None,
-    description: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> ConsumerConfig:
-    """The configuration of a pull consumer with explicit acks (durable, or ephemeral with
-    an inactive threshold); raises :class:`ValueError` for settings that cannot work."""
-    if max_ack_pending < 1:
-        raise ValueError("max_ack_pending must be at least 1")
-    if max_deliver == 0 or max_deliver < -1:
-        raise ValueError("max_deliver must be positive, or -1 for no limit")
-    if to_nanos(ack_wait) <= 0:
-        raise ValueError("ack_wait must be positive")
-    fields: dict[str, Any] = {
-        "ack_policy": AckPolicy.EXPLICIT,
-        "replay_policy": ReplayPolicy.INSTANT,
-        "ack_wait": ack_wait,
-        "max_deliver": max_deliver,
-        "max_ack_pending": max_ack_pending,
-        **_start(deliver_policy, opt_start_seq, opt_start_time),
-    }
-    if durable:
-        fields["durable_name"] = name
-    else:
-        fields["name"] = name
-        fields["inactive_threshold"] = (
-            DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD
-            if inactive_threshold is None
-            else inactive_threshold
-        )
-    if durable and inactive_threshold is not None:
-        fields["inactive_threshold"] = inactive_threshold
-    if backoff:
-        steps = [to_nanos(b) for b in backoff]
-        if any(s <= 0 for s in steps):
-            raise ValueError("backoff durations must be positive")
-        if max_deliver != -1 and max_deliver <= len(steps):
-            raise ValueError("max_deliver must be larger than the number of backoff steps")
-        fields["backoff"] = tuple(backoff)
-    filters = () if subject is None else check_filters(subject)
-    if len(filters) == 1:
-        fields["filter_subject"] = filters[0]
-    elif filters:
-        fields["filter_subjects"] = filters
-    if headers_only:
-        fields["headers_only"] = True
-    if description:
-        fields["description"] = description
-    fields.update(extra or {})
-    return ConsumerConfig(**fields)
-
-
-def _start(
-    policy: DeliverPolicy | str | None,
-    opt_start_seq: int | None,
-    opt_start_time: dt.datetime | None,
-) -> dict[str, Any]:
-    """Where a consumer starts: the policy (inferred from a start sequence or time when not
-    given) and its argument."""
-    if policy is None:
-        if opt_start_seq is not None:
-            policy = DeliverPolicy.BY_START_SEQUENCE
-        elif opt_start_time is not None:
-            policy = DeliverPolicy.BY_START_TIME
-        else:
-            policy = DeliverPolicy.ALL
-    policy = DeliverPolicy.of(policy, "deliver_policy")
-    fields: dict[str, Any] = {"deliver_policy": policy}
-    if policy is DeliverPolicy.BY_START_SEQUENCE:
-        if opt_start_seq is None or isinstance(opt_start_seq, bool) or opt_start_seq < 1:
-            raise ValueError("deliver_policy by_start_sequence needs opt_start_seq >= 1")
-        fields["opt_start_seq"] = opt_start_seq
-    elif opt_start_seq is not None:
-        raise ValueError(
-            f"opt_start_seq needs deliver_policy by_start_sequence, not {policy.value}"
-        )
-    if policy is DeliverPolicy.BY_START_TIME:
-        if not isinstance(opt_start_time, dt.datetime):
-            raise ValueError("deliver_policy by_start_time needs opt_start_time (a datetime)")
-        fields["opt_start_time"] = opt_start_time
-    elif opt_start_time is not None:
-        raise ValueError(f"opt_start_time needs deliver_policy by_start_time, not {policy.value}")
-    return fields
-
-
-def _ordered_only(**given: Any) -> None:
-    """Refuse options that mean nothing for an ordered consumer (it acks nothing)."""
-    wrong = sorted(name for name, value in given.items() if value not in (None, False))
-    if wrong:
-        raise ValueError(
-            f"ordered consumers are ephemeral and acknowledge nothing: {', '.join(wrong)} "
-            "cannot be used with ordered_consumer=True"
-        )
 
 
 class JetStream(StreamManager):
@@ -573,7 +464,7 @@ class JetStream(StreamManager):
         if not callable(handler):
             raise TypeError("handler must be callable")
         if ordered_consumer:
-            _ordered_only(
+            ordered_only(
                 durable=durable,
                 queue=queue,
                 manual_ack=manual_ack,
@@ -714,7 +605,7 @@ class JetStream(StreamManager):
         consumer (see :class:`OrderedSyncSubscription`), nothing to ack.
         """
         if ordered_consumer:
-            _ordered_only(
+            ordered_only(
                 durable=durable,
                 max_ack_pending=max_ack_pending,
                 ack_wait=ack_wait,
@@ -911,7 +802,7 @@ class JetStream(StreamManager):
         filters = check_filters(subject)
         for one in filters:
             check_subscribe_subject(one)
-        start = _start(deliver_policy, opt_start_seq, opt_start_time)
+        start = start_position(deliver_policy, opt_start_seq, opt_start_time)
         threshold = DEFAULT_INACTIVE_THRESHOLD if inactive_threshold is None else inactive_threshold
         if to_nanos(threshold) <= 0:
             raise ValueError("inactive_threshold must be positive")

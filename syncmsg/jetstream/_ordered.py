@@ -36,7 +36,7 @@ import datetime as dt
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from syncmsg._errors import ConnectionClosedError, SyncMsgError
@@ -59,8 +59,6 @@ log = logging.getLogger("syncmsg.jetstream")
 #: heartbeat this often: two missed heartbeats (with a second's grace) mean a reset.
 ORDERED_EXPIRES = 10.0
 ORDERED_HEARTBEAT = 2.0
-#: Each consumer of the chain is removed by the server this long after nobody pulls.
-DEFAULT_INACTIVE_THRESHOLD = dt.timedelta(minutes=5)
 #: How re-creating a consumer is retried (within one round; rounds go on until it works
 #: or the subscription ends).
 RESET_RETRY = RetryPolicy(attempts=None, deadline=60.0, initial=0.5, maximum=10.0)
@@ -346,13 +344,3 @@ class OrderedSyncSubscription(SyncReads, OrderedConsumer):
 
     Returned by ``js.subscribe_sync(subject, ordered_consumer=True)``.
     """
-
-
-def check_filters(subject: str | Sequence[str]) -> tuple[str, ...]:
-    """The consumer filter subjects given as ``subject`` (one, or several)."""
-    filters = (subject,) if isinstance(subject, str) else tuple(subject)
-    if not filters:
-        raise ValueError("give at least one subject")
-    if len(set(filters)) != len(filters):
-        raise ValueError("the subjects contain duplicates")
-    return filters

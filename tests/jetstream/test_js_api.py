@@ -13,7 +13,6 @@ from _js_helpers import unique
 import syncmsg
 from syncmsg.jetstream import JsMsg, StreamSpec, dead_letter
 from syncmsg.jetstream._api import is_retryable, parse_reply
-from syncmsg.jetstream._context import consumer_config
 from syncmsg.jetstream._models import (
     from_nanos,
     parse_header_block,
@@ -21,6 +20,7 @@ from syncmsg.jetstream._models import (
     to_nanos,
     to_seconds,
 )
+from syncmsg.jetstream._options import consumer_config
 
 
 def test_durations() -> None:
