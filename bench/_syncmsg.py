@@ -267,7 +267,7 @@ def js_publish_async(p: dict[str, Any]) -> list[dict[str, Any]]:
             "value": n / elapsed,
             "unit": "msg/s",
             "n": n,
-            "window": f"max_pending={js._publisher.max_pending}",
+            "window": f"max_pending={js.max_pending}",
             "failed": failed,
             "cpu_us_per_msg": cpu_us,
         }

@@ -19,6 +19,7 @@ from syncmsg import _exports
 from syncmsg._client import Client, ClientState, connect
 from syncmsg._config import Config
 from syncmsg._errors import (
+    ApiErrorCode,
     AuthorizationError,
     BufferFullError,
     ConfigurationError,
@@ -29,6 +30,7 @@ from syncmsg._errors import (
     InvalidSubjectError,
     JetStreamError,
     LoopThreadError,
+    MessageNotFoundError,
     NatsConnectionError,
     NoRespondersError,
     NoServersError,
@@ -51,6 +53,7 @@ from syncmsg.jetstream import JetStream, PubAck, StreamSpec
 __version__ = "0.1.0"  # the only place: pyproject.toml reads it ([tool.hatch.version])
 
 __all__ = [
+    "ApiErrorCode",
     "AuthorizationError",
     "BufferFullError",
     "Client",
@@ -65,6 +68,7 @@ __all__ = [
     "JetStream",
     "JetStreamError",
     "LoopThreadError",
+    "MessageNotFoundError",
     "Msg",
     "MsgMetadata",
     "NatsConnectionError",

@@ -30,8 +30,12 @@ on the caller's).
     └── JetStreamError                        the JetStream API said no (code, err_code)
         ├── StreamNotFoundError
         ├── ConsumerNotFoundError
-        ├── WrongLastSequenceError            expected_last_seq / expected_stream failed
+        ├── MessageNotFoundError              no message at that sequence / for that subject
+        ├── WrongLastSequenceError            a publish expectation (expected_*) failed
         └── DeadLetterError                   a dead-letter publish failed
+
+JetStream API errors are mapped through one table, :class:`ApiErrorCode`: the error codes of
+nats-server's ``errors.json`` that syncmsg handles, each with its syncmsg class.
 
 nats-py exceptions never reach users: every bridge re-raises through :func:`map_error`, and
 a failed first connection through :func:`explain_connect_failure`. A *definite refusal*
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import enum
 import functools
 import socket
 import ssl
@@ -50,6 +55,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 __all__ = [
+    "ApiErrorCode",
     "AuthorizationError",
     "BufferFullError",
     "ConfigurationError",
@@ -60,6 +66,7 @@ __all__ = [
     "InvalidSubjectError",
     "JetStreamError",
     "LoopThreadError",
+    "MessageNotFoundError",
     "NatsConnectionError",
     "NoRespondersError",
     "NoServersError",
@@ -201,8 +208,13 @@ class ConsumerNotFoundError(JetStreamError):
     """The consumer does not exist."""
 
 
+class MessageNotFoundError(JetStreamError):
+    """The stream has no message at that sequence, or none for that subject."""
+
+
 class WrongLastSequenceError(JetStreamError):
-    """The stream's last sequence (or the target stream) was not what the publish expected."""
+    """A publish expectation did not hold: the stream's (or the subject's) last sequence, the
+    last message id, or the target stream was not what the publish expected."""
 
 
 class DeadLetterError(JetStreamError):
@@ -211,14 +223,57 @@ class DeadLetterError(JetStreamError):
 
 # ===================================================================== JetStream API errors
 
-# JetStream API error codes (nats-server's errors.json) that have a class of their own.
-_JS_ERR_CODES: dict[int, type[JetStreamError]] = {
-    10059: StreamNotFoundError,
-    10014: ConsumerNotFoundError,
-    10071: WrongLastSequenceError,
-    10060: WrongLastSequenceError,  # expected stream does not match
-    10070: WrongLastSequenceError,  # expected last msg id does not match
-}
+
+class ApiErrorCode(int, enum.Enum):
+    """The JetStream API error codes syncmsg handles (``err_code`` in nats-server's
+    ``errors.json``), each with the syncmsg class it raises: the one table of them.
+
+    Compare an error's ``err_code`` with a member by name::
+
+        except JetStreamError as exc:
+            if exc.err_code == ApiErrorCode.STREAM_NAME_IN_USE: ...
+    """
+
+    error_class: type[JetStreamError]
+
+    def __new__(cls, code: int, error_class: type[JetStreamError]) -> ApiErrorCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.error_class = error_class
+        return member
+
+    #: 404 no such consumer.
+    CONSUMER_NOT_FOUND = 10014, ConsumerNotFoundError
+    #: 404 no message at that sequence, or for that subject.
+    NO_MESSAGE_FOUND = 10037, MessageNotFoundError
+    #: 400 ``sequence N not found`` (deleting a message that is not there).
+    SEQUENCE_NOT_FOUND = 10043, MessageNotFoundError
+    #: 400 a stream of that name exists with another configuration.
+    STREAM_NAME_IN_USE = 10058, JetStreamError
+    #: 404 no such stream.
+    STREAM_NOT_FOUND = 10059, StreamNotFoundError
+    #: 400 ``Nats-Expected-Stream`` did not match.
+    EXPECTED_STREAM_MISMATCH = 10060, WrongLastSequenceError
+    #: 400 ``Nats-Expected-Last-Msg-Id`` did not match.
+    WRONG_LAST_MSG_ID = 10070, WrongLastSequenceError
+    #: 400 ``Nats-Expected-Last-Sequence`` or ``Nats-Expected-Last-Subject-Sequence`` did
+    #: not match.
+    WRONG_LAST_SEQUENCE = 10071, WrongLastSequenceError
+    #: 400 a consumer of that name exists with another configuration (create only).
+    CONSUMER_ALREADY_EXISTS = 10148, JetStreamError
+    #: 400 the consumer to update does not exist (update only).
+    CONSUMER_DOES_NOT_EXIST = 10149, ConsumerNotFoundError
+    #: 400 the wrong last sequence, without the number.
+    WRONG_LAST_SEQUENCE_CONSTANT = 10164, WrongLastSequenceError
+    #: 400 a ``Nats-TTL`` header the server cannot read (less than a second, say).
+    MESSAGE_TTL_INVALID = 10165, JetStreamError
+    #: 400 a ``Nats-TTL`` header on a stream without ``allow_msg_ttl``.
+    MESSAGE_TTL_DISABLED = 10166, JetStreamError
+    #: 429 the stream's ingest queue is full (a rate limit): worth another try, later.
+    TOO_MANY_REQUESTS = 10167, JetStreamError
+
+
+_API_ERROR_CODES: dict[int, ApiErrorCode] = {int(member): member for member in ApiErrorCode}
 
 
 def map_api_error(
@@ -236,7 +291,10 @@ def map_api_error(
     code = error.get("code")
     err_code = error.get("err_code")
     description = str(error.get("description") or "")
-    cls = _JS_ERR_CODES.get(err_code if isinstance(err_code, int) else -1)
+    if not isinstance(err_code, int):
+        err_code = None
+    known = _API_ERROR_CODES.get(err_code) if err_code is not None else None
+    cls = None if known is None else known.error_class
     if cls is None and code == 404:
         text = description.lower()
         if "consumer" in text:
@@ -246,7 +304,7 @@ def map_api_error(
     return (cls or JetStreamError)(
         description,
         code=code if isinstance(code, int) else None,
-        err_code=err_code if isinstance(err_code, int) else None,
+        err_code=known or err_code,  # a known code compares and prints by its name
         stream=stream,
         consumer=consumer,
     )

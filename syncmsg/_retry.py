@@ -86,6 +86,15 @@ class RetryPolicy:
         )
         return backoff + tenacity.wait_random(0, self.jitter)
 
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1 for the first), as
+        :meth:`call` waits: for code that schedules its own retries (``publish_async``)."""
+        state = tenacity.RetryCallState(
+            retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={}
+        )
+        state.attempt_number = max(attempt, 1)
+        return float(self.waits()(state))
+
     def call(
         self,
         fn: Callable[[float | None], T],

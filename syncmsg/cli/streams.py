@@ -39,7 +39,7 @@ __all__ = ["load_stream_file", "streams"]
 
 #: StreamSpec fields that are sizes, durations and counts, for stream files.
 SIZE_FIELDS = ("max_bytes", "max_msg_size")
-DURATION_FIELDS = ("max_age", "duplicate_window")
+DURATION_FIELDS = ("max_age", "duplicate_window", "subject_delete_marker_ttl")
 COUNT_FIELDS = ("max_msgs", "max_msgs_per_subject", "max_consumers")
 _LIMIT = CountType(minimum=0)
 

@@ -66,12 +66,13 @@ class _PrefetchJetStream(JetStream):
         super().__init__(client, **options)
         self._prefetch = prefetch
 
-    def subscribe(
+    def subscribe(  # type: ignore[override]  # durable consumers only, never ordered ones
         self, subject: str, handler: Callable[[Msg], Any], **options: Any
     ) -> JetStreamSubscription:
         if options.get("prefetch") is None:
             options["prefetch"] = self._prefetch
-        return super().subscribe(subject, handler, **options)
+        sub: JetStreamSubscription = super().subscribe(subject, handler, **options)
+        return sub
 
 
 class Worker:

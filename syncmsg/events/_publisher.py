@@ -14,7 +14,6 @@ the retries fall within the stream's duplicate window (two minutes by default).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
 class EventAck(PubAck):
     """The stream's :class:`~syncmsg.jetstream.PubAck`, plus the event that was published.
 
@@ -197,8 +195,9 @@ class EventPublisher:
             headers=encoded.headers or None,
             timeout=self._timeout if timeout is None else timeout,
         )
-        fields = {f.name: getattr(ack, f.name) for f in dataclasses.fields(PubAck)}
-        return EventAck(**fields, event=event)
+        return EventAck(
+            stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate, domain=ack.domain, event=event
+        )
 
     def publish_agent_event(
         self,

@@ -1,4 +1,4 @@
-"""JetStream for threaded code: streams, exactly-once publishing, durable consumers.
+"""JetStream for threaded code: streams, exactly-once publishing, consumers.
 
 ::
 
@@ -10,16 +10,24 @@
     js.ensure_stream(StreamSpec(name="ORDERS", subjects=["orders.>"]))
     ack = js.publish("orders.new", {"id": 1})          # PubAck(stream, seq, duplicate)
     js.subscribe("orders.>", handle, durable="billing", dead_letter="dlq.orders")
+    js.subscribe("orders.>", replay, ordered_consumer=True)   # in order, each once
 
 See docs/jetstream.md. Threading: every public call blocks only its caller, with a timeout;
 handlers run on worker threads; nothing runs user code on the event-loop thread.
+
+The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (requests),
+``_streams`` (streams and stored messages), ``_publish`` and ``_publish_async``
+(publishing), ``_pull`` (pull requests, ``fetch``), ``_flow`` (flow control), ``_leaser``
+(leases), ``_options`` (subscribe's arguments as consumer configurations), ``_consumer``
+(continuously pulling subscriptions and the ack policy),
+``_deadletter`` (dead letters), ``_ordered`` (ordered consumers), ``_message`` (``JsMsg``),
+``_context`` (the ``JetStream`` facade).
 """
 
+from syncmsg._errors import ApiErrorCode
 from syncmsg.jetstream._consumer import (
-    ConsumerInfo,
-    DeliverPolicy,
     JetStreamSubscription,
-    PullSubscription,
+    JetStreamSyncSubscription,
 )
 from syncmsg.jetstream._context import DEFAULT_PUBLISH_RETRY, JetStream
 from syncmsg.jetstream._deadletter import (
@@ -41,18 +49,38 @@ from syncmsg.jetstream._deadletter import (
     STREAM_SEQUENCE as DEAD_LETTER_STREAM_SEQUENCE,
 )
 from syncmsg.jetstream._message import JsMsg, dead_letter
-from syncmsg.jetstream._publish import MSG_ID as MSG_ID_HEADER
-from syncmsg.jetstream._publish import PubAck, new_msg_id
-from syncmsg.jetstream._streams import (
+from syncmsg.jetstream._models import (
+    AccountInfo,
+    AckPolicy,
+    ClusterInfo,
     Compression,
+    ConsumerConfig,
+    ConsumerInfo,
+    DeliverPolicy,
     DiscardPolicy,
+    ExternalStream,
+    PeerInfo,
+    Placement,
+    PubAck,
+    RawStreamMsg,
+    ReplayPolicy,
+    Republish,
     RetentionPolicy,
+    SequenceInfo,
     StorageType,
     StreamInfo,
+    StreamSource,
+    StreamSourceInfo,
     StreamSpec,
     StreamState,
-    drift,
+    SubjectTransform,
 )
+from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscription
+from syncmsg.jetstream._publish import MSG_ID as MSG_ID_HEADER
+from syncmsg.jetstream._publish import TTL as TTL_HEADER
+from syncmsg.jetstream._publish import new_msg_id
+from syncmsg.jetstream._pull import PullSubscription
+from syncmsg.jetstream._streams import drift
 
 __all__ = [
     "DEAD_LETTER_CONSUMER",
@@ -63,20 +91,39 @@ __all__ = [
     "DEAD_LETTER_STREAM_SEQUENCE",
     "DEFAULT_PUBLISH_RETRY",
     "MSG_ID_HEADER",
+    "TTL_HEADER",
+    "AccountInfo",
+    "AckPolicy",
+    "ApiErrorCode",
+    "ClusterInfo",
     "Compression",
+    "ConsumerConfig",
     "ConsumerInfo",
     "DeliverPolicy",
     "DiscardPolicy",
+    "ExternalStream",
     "JetStream",
     "JetStreamSubscription",
+    "JetStreamSyncSubscription",
     "JsMsg",
+    "OrderedSubscription",
+    "OrderedSyncSubscription",
+    "PeerInfo",
+    "Placement",
     "PubAck",
     "PullSubscription",
+    "RawStreamMsg",
+    "ReplayPolicy",
+    "Republish",
     "RetentionPolicy",
+    "SequenceInfo",
     "StorageType",
     "StreamInfo",
+    "StreamSource",
+    "StreamSourceInfo",
     "StreamSpec",
     "StreamState",
+    "SubjectTransform",
     "dead_letter",
     "drift",
     "new_msg_id",

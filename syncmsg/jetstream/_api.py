@@ -4,17 +4,19 @@ Threading: everything here runs on the calling thread (never the loop's: ``reque
 refuses that). A request is a ``PUB`` appended to the client's outbound queue plus a wait
 for the reply mux to hand the answer back; no coroutine is handed to the loop. Replies are
 JSON parsed here, and an ``{"error": {...}}`` reply is raised through
-:func:`syncmsg._errors.map_api_error`.
+:func:`syncmsg._errors.map_api_error` (the one table of error codes,
+:class:`~syncmsg._errors.ApiErrorCode`). The callers read the JSON into the models of
+:mod:`syncmsg.jetstream._models`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from syncmsg._errors import (
+    ApiErrorCode,
     ConnectionClosedError,
     JetStreamError,
     NatsConnectionError,
@@ -28,72 +30,29 @@ if TYPE_CHECKING:
     from syncmsg._client import Client
     from syncmsg._msg import Msg
 
-__all__ = [
-    "ApiClient",
-    "Duration",
-    "from_nanos",
-    "is_retryable",
-    "parse_header_block",
-    "to_nanos",
-    "to_seconds",
-]
+__all__ = ["ApiClient", "is_retryable", "parse_reply"]
 
-Duration = float | int | dt.timedelta
+T = TypeVar("T")
 
-_NANOS = 1_000_000_000
-# JetStream "temporarily unavailable" style replies: worth another try.
-_RETRYABLE_API_CODES = {503}
-
-
-def to_nanos(value: Duration | None) -> int:
-    """A duration (seconds, or a timedelta) in whole nanoseconds; ``None`` is 0."""
-    if value is None:
-        return 0
-    if isinstance(value, dt.timedelta):
-        return (value.days * 86_400 + value.seconds) * _NANOS + value.microseconds * 1_000
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"not a duration: {value!r}")
-    if value < 0:
-        raise ValueError(f"a duration cannot be negative: {value!r}")
-    return round(value * _NANOS)
-
-
-def to_seconds(value: Duration) -> float:
-    """A duration (seconds, or a timedelta) in seconds."""
-    return to_nanos(value) / _NANOS
-
-
-def from_nanos(value: Any) -> dt.timedelta | None:
-    """A JetStream duration (nanoseconds) as a timedelta; 0 or missing is ``None``."""
-    if not value:
-        return None
-    return dt.timedelta(microseconds=int(value) // 1_000)
-
-
-def parse_header_block(raw: bytes) -> dict[str, str]:
-    """Parse a ``NATS/1.0`` header block into a dict (the last value of a key wins)."""
-    headers: dict[str, str] = {}
-    lines = raw.decode("utf-8", "replace").split("\r\n")
-    for line in lines[1:]:
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            headers[key.strip()] = value.strip()
-    return headers
+# HTTP-like codes of answers worth another try: 503 "temporarily unavailable" (a leader
+# election, JetStream starting), 429 "too many requests" (a stream's ingest queue is full).
+_RETRYABLE_API_CODES = frozenset({503, 429})
 
 
 def is_retryable(exc: BaseException) -> bool:
     """True for failures where the same request may succeed later.
 
-    Timeouts, missing responders (JetStream restarting, a stream leader election) and a lost
-    connection are; a closed client and every definite API answer are not.
+    Timeouts, missing responders (JetStream restarting, a stream leader election), a lost
+    connection and a full ingest queue (429) are; a closed client and every definite API
+    answer are not.
     """
     if isinstance(exc, ConnectionClosedError):
         return False
     if isinstance(exc, TimeoutError | NoRespondersError | NatsConnectionError):
         return True
-    return isinstance(exc, JetStreamError) and exc.code in _RETRYABLE_API_CODES
+    return isinstance(exc, JetStreamError) and (
+        exc.code in _RETRYABLE_API_CODES or exc.err_code == ApiErrorCode.TOO_MANY_REQUESTS
+    )
 
 
 class ApiClient:
@@ -121,20 +80,39 @@ class ApiClient:
         ``timeout`` bounds each attempt. Idempotent calls are retried per the context's API
         retry policy when the server is momentarily unavailable.
         """
-        subject = self.subject(suffix)
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        about = _about(suffix)
+        return self.call(
+            suffix,
+            payload,
+            lambda msg: parse_reply(msg, **about),
+            timeout=timeout,
+            idempotent=idempotent,
+        )
+
+    def call(
+        self,
+        suffix: str,
+        payload: bytes,
+        read: Callable[[Msg], T],
+        *,
+        timeout: float | None = None,
+        idempotent: bool = True,
+        should_retry: Callable[[BaseException], bool] | None = None,
+    ) -> T:
+        """Send ``payload`` to ``<prefix>.<suffix>`` and return ``read(reply)``, with the
+        context's retries for idempotent calls (``should_retry`` decides which errors)."""
+        subject = self.subject(suffix)
         wait = self.timeout if timeout is None else timeout
         client = self.client
 
-        about = _about(suffix)
-
-        def once(left: float | None) -> dict[str, Any]:
+        def once(left: float | None) -> T:
             limit = wait if left is None else min(wait, left)
-            return parse_reply(client.request(subject, payload, timeout=limit), **about)
+            return read(client.request(subject, payload, timeout=limit))
 
         if not idempotent:
             return once(None)
-        return self.retry.call(once, should_retry=is_retryable)
+        return self.retry.call(once, should_retry=should_retry or is_retryable)
 
 
 def _about(suffix: str) -> dict[str, str | None]:
@@ -144,9 +122,11 @@ def _about(suffix: str) -> dict[str, str | None]:
     tokens = suffix.split(".")
     if tokens[0] == "STREAM" and len(tokens) >= 3 and tokens[1] != "NAMES" and tokens[1] != "LIST":
         return {"stream": tokens[-1], "consumer": None}
-    if tokens[0] == "CONSUMER" and len(tokens) >= 4:
+    if tokens[0] == "CONSUMER" and len(tokens) >= 4 and tokens[1] not in ("NAMES", "LIST"):
         return {"stream": tokens[2], "consumer": tokens[3]}
-    if tokens[0] == "CONSUMER" and len(tokens) == 3:
+    if tokens[0] == "CONSUMER" and len(tokens) >= 3:
+        return {"stream": tokens[2], "consumer": None}
+    if tokens[0] == "DIRECT" and len(tokens) >= 3:
         return {"stream": tokens[2], "consumer": None}
     return {"stream": None, "consumer": None}
 

@@ -1,29 +1,29 @@
-"""The JetStream API of one client: streams, publishing and durable consumers.
+"""The JetStream API of one client: streams, publishing, consumers and subscriptions.
 
 Threading: every method runs on the calling thread and may be called from any thread but
 the event-loop thread. API calls use the client's fast request path (a ``PUB`` in the
-outbound queue and a ``threading.Event``); publishes the same, with acks coming to the
-context's own inbox (see :mod:`syncmsg.jetstream._publish`). Only subscribing hands a
-coroutine to the loop. Background threads are started by :meth:`JetStream.publish_async` (the acks
-thread, see :mod:`syncmsg.jetstream._publish`) and by :meth:`JetStream.subscribe` (workers
-and a keeper, see :mod:`syncmsg.jetstream._consumer`).
+outbound queue and a lock the reply mux releases); publishes the same. Only subscribing
+hands a coroutine to the loop. Background threads are started by
+:meth:`JetStream.publish_async` (the acks thread, see
+:mod:`syncmsg.jetstream._publish_async`) and by the subscriptions (workers and a keeper,
+see :mod:`syncmsg.jetstream._consumer` and :mod:`syncmsg.jetstream._ordered`).
+
+The stream and message calls are :class:`~syncmsg.jetstream._streams.StreamManager`'s;
+this module adds consumers, publishing and subscribing.
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
+import datetime as dt
 import logging
+import secrets
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from syncmsg._codec import Data, Headers
 from syncmsg._deadline import check_timeout
-from syncmsg._errors import (
-    ConfigurationError,
-    JetStreamError,
-    StreamNotFoundError,
-)
+from syncmsg._errors import ConfigurationError, SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import (
@@ -33,35 +33,61 @@ from syncmsg._subjects import (
     check_token,
 )
 from syncmsg._types import ErrorCallback
-from syncmsg.jetstream._api import ApiClient, Duration, parse_header_block, to_seconds
+from syncmsg.jetstream._api import ApiClient
 from syncmsg.jetstream._consumer import (
-    ConsumerInfo,
-    DeliverPolicy,
     JetStreamSubscription,
-    PullSubscription,
-    consumer_config,
+    JetStreamSyncSubscription,
+    PulledSubscription,
 )
 from syncmsg.jetstream._deadletter import DeadLetterer
-from syncmsg.jetstream._publish import MSG_ID, PubAck, Publisher
-from syncmsg.jetstream._streams import StreamInfo, StreamSpec, drift
+from syncmsg.jetstream._leaser import Leaser
+from syncmsg.jetstream._models import (
+    ConsumerConfig,
+    ConsumerInfo,
+    DeliverPolicy,
+    Duration,
+    PubAck,
+    RawStreamMsg,
+    ReplayPolicy,
+    to_nanos,
+    to_seconds,
+)
+from syncmsg.jetstream._options import (
+    DEFAULT_INACTIVE_THRESHOLD,
+    check_filters,
+    consumer_config,
+    ordered_only,
+    start_position,
+)
+from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscription
+from syncmsg.jetstream._publish import Expect, Publisher
+from syncmsg.jetstream._publish_async import AsyncPublisher
+from syncmsg.jetstream._pull import PullSubscription
+from syncmsg.jetstream._streams import StreamManager
 
 if TYPE_CHECKING:
     from syncmsg._client import Client
+    from syncmsg._connection import Connection
 
-__all__ = ["DEFAULT_PUBLISH_RETRY", "JetStream"]
+__all__ = ["DEFAULT_API_RETRY", "DEFAULT_PUBLISH_RETRY", "JetStream"]
 
 log = logging.getLogger("syncmsg.jetstream")
-
-_STREAM_IN_USE = 10058
 
 #: Publishes are retried for up to a minute: well inside the default two-minute duplicate
 #: window, so a retry that crosses a server restart is still recognised as a duplicate.
 DEFAULT_PUBLISH_RETRY = RetryPolicy(attempts=None, deadline=60.0, initial=0.1, maximum=2.0)
 #: Management calls (stream and consumer info, create) ride out a short unavailability.
 DEFAULT_API_RETRY = RetryPolicy(attempts=4, deadline=15.0, initial=0.2, maximum=2.0)
+#: Deleting an ephemeral consumer when its subscription ends is worth this much time.
+_DELETE_TIMEOUT = 2.0
+
+Subjects = str | Sequence[str]
+SubT = TypeVar("SubT", bound=PullSubscription | PulledSubscription)
+OrderedT = TypeVar("OrderedT", OrderedSubscription, OrderedSyncSubscription)
+Handler = Callable[[Msg], Any]
 
 
-class JetStream:
+class JetStream(StreamManager):
     """JetStream on a :class:`~syncmsg.Client`; get it with ``client.jetstream()``.
 
     Options (keywords of ``client.jetstream(...)``):
@@ -96,158 +122,145 @@ class JetStream:
         self.client = client
         self.timeout = check_timeout(timeout, client.config.timeout)
         self._api = ApiClient(client, api_prefix, self.timeout, api_retry or DEFAULT_API_RETRY)
+        retry = publish_retry or DEFAULT_PUBLISH_RETRY
         self._publisher = Publisher(
             client,
             timeout=self.timeout,
-            retry=publish_retry or DEFAULT_PUBLISH_RETRY,
+            retry=retry,
+            no_responders_wait=no_responders_wait,
+            lookup=self._stored_lookup,
+        )
+        self._async = AsyncPublisher(
+            client,
+            timeout=self.timeout,
+            retry=retry,
             no_responders_wait=no_responders_wait,
             max_pending=max_pending,
-            lookup=self._stored_msg_id,
+            lookup=self._stored_lookup,
         )
 
     def __repr__(self) -> str:
         return f"<syncmsg.JetStream {self._api.prefix} on {self.client!r}>"
 
-    # ================================================================ streams
-    def ensure_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
-        """Make the stream exist as ``spec`` says: create it, or update it if it drifted.
-
-        Idempotent, and safe when many processes run it at once: creating an identical
-        stream succeeds, and an update to the same configuration is a no-op. Only the
-        fields the spec sets are compared (see :func:`~syncmsg.jetstream.drift`).
-        ``StreamInfo.action`` tells ``"created"``, ``"updated"`` or ``"unchanged"``
-        (processes racing to create may each see ``"created"``). Raises
-        :class:`~syncmsg.JetStreamError` when the server refuses the change (e.g. a
-        different storage type).
-        """
-        if not isinstance(spec, StreamSpec):
-            raise TypeError("ensure_stream() needs a syncmsg.StreamSpec")
-        wanted = spec.to_api()
-        try:
-            data = self._api.request(f"STREAM.CREATE.{spec.name}", wanted, timeout=timeout)
-            return StreamInfo.from_api(data, action="created")
-        except JetStreamError as exc:
-            if exc.err_code != _STREAM_IN_USE:
-                raise
-        current = self.stream_info(spec.name, timeout=timeout)
-        changes = drift(wanted, current.raw.get("config") or {})
-        if not changes:
-            return StreamInfo.from_api(current.raw, action="unchanged")
-        log.info(
-            "syncmsg: stream %s drifted, updating: %s",
-            spec.name,
-            ", ".join(f"{k}: {have!r} -> {want!r}" for k, (want, have) in changes.items()),
-        )
-        config = dict(current.raw.get("config") or {})
-        config.update(wanted)
-        if "metadata" in wanted:
-            config["metadata"] = {
-                **(current.raw["config"].get("metadata") or {}),
-                **wanted["metadata"],
-            }
-        data = self._api.request(f"STREAM.UPDATE.{spec.name}", config, timeout=timeout)
-        return StreamInfo.from_api(data, action="updated")
-
-    def add_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
-        """Create a stream; raises :class:`~syncmsg.JetStreamError` if one with a different
-        configuration exists."""
-        data = self._api.request(f"STREAM.CREATE.{spec.name}", spec.to_api(), timeout=timeout)
-        return StreamInfo.from_api(data, action="created")
-
-    def update_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
-        """Replace a stream's configuration with ``spec`` (fields it does not set are reset
-        to their defaults; see :meth:`ensure_stream` to change only what drifted)."""
-        data = self._api.request(f"STREAM.UPDATE.{spec.name}", spec.to_api(), timeout=timeout)
-        return StreamInfo.from_api(data, action="updated")
-
-    def stream_info(self, name: str, *, timeout: float | None = None) -> StreamInfo:
-        """The stream's configuration and state; raises :class:`~syncmsg.StreamNotFoundError`."""
-        check_token(name, "stream name")
-        return StreamInfo.from_api(self._api.request(f"STREAM.INFO.{name}", None, timeout=timeout))
-
-    def delete_stream(self, name: str, *, timeout: float | None = None) -> None:
-        """Delete the stream and its messages; raises :class:`~syncmsg.StreamNotFoundError`."""
-        check_token(name, "stream name")
-        self._api.request(f"STREAM.DELETE.{name}", None, timeout=timeout, idempotent=False)
-
-    def purge_stream(
-        self, name: str, *, subject: str | None = None, timeout: float | None = None
-    ) -> int:
-        """Remove the stream's messages (those on ``subject`` only, if given); returns how many."""
-        check_token(name, "stream name")
-        body = {"filter": subject} if subject else None
-        data = self._api.request(f"STREAM.PURGE.{name}", body, timeout=timeout, idempotent=False)
-        return int(data.get("purged", 0))
-
-    def stream_names(
-        self, subject: str | None = None, *, timeout: float | None = None
-    ) -> list[str]:
-        """Names of all streams, or of those capturing ``subject``."""
-        names: list[str] = []
-        offset = 0
-        while True:
-            body: dict[str, Any] = {"offset": offset}
-            if subject:
-                body["subject"] = subject
-            data = self._api.request("STREAM.NAMES", body, timeout=timeout)
-            page = data.get("streams") or []
-            names.extend(page)
-            offset += len(page)
-            if not page or offset >= int(data.get("total", 0)):
-                return names
-
-    def find_stream(self, subject: str, *, timeout: float | None = None) -> str:
-        """The stream that captures ``subject``; raises :class:`~syncmsg.StreamNotFoundError`."""
-        names = self.stream_names(subject, timeout=timeout)
-        if not names:
-            raise StreamNotFoundError(f"no stream captures {subject!r}")
-        if len(names) > 1:
-            raise JetStreamError(f"several streams capture {subject!r}: {names}; pass stream=")
-        return names[0]
-
-    def get_msg(self, stream: str, seq: int, *, timeout: float | None = None) -> Msg:
-        """The message stored at ``seq`` in ``stream`` (its ``headers`` included)."""
-        check_token(stream, "stream name")
-        data = self._api.request(f"STREAM.MSG.GET.{stream}", {"seq": int(seq)}, timeout=timeout)
-        raw = data.get("message") or {}
-        headers = parse_header_block(base64.b64decode(raw["hdrs"])) if raw.get("hdrs") else None
-        payload = base64.b64decode(raw.get("data") or b"")
-        return Msg(str(raw.get("subject", "")), payload, headers or None)
-
-    def _stored_msg_id(self, stream: str, seq: int) -> str | None:
-        """The ``Nats-Msg-Id`` of the message at ``seq`` (None if there is none)."""
-        try:
-            stored = self.get_msg(stream, seq)
-        except JetStreamError:
-            return None
-        return (stored.headers or {}).get(MSG_ID)
-
     # ================================================================ consumers
     def consumer_info(
-        self, stream: str, durable: str, *, timeout: float | None = None
+        self, stream: str, consumer: str, *, timeout: float | None = None
     ) -> ConsumerInfo:
-        """The durable consumer's configuration and state; raises
+        """The consumer's configuration and state; raises
         :class:`~syncmsg.ConsumerNotFoundError` (or StreamNotFoundError)."""
         check_token(stream, "stream name")
-        check_token(durable, "consumer name")
-        data = self._api.request(f"CONSUMER.INFO.{stream}.{durable}", None, timeout=timeout)
+        check_token(consumer, "consumer name")
+        data = self._api.request(f"CONSUMER.INFO.{stream}.{consumer}", None, timeout=timeout)
         return ConsumerInfo.from_api(data)
 
-    def delete_consumer(self, stream: str, durable: str, *, timeout: float | None = None) -> None:
-        """Delete a durable consumer (and its acknowledgement state)."""
+    def delete_consumer(self, stream: str, consumer: str, *, timeout: float | None = None) -> None:
+        """Delete a consumer (and its acknowledgement state)."""
         check_token(stream, "stream name")
-        check_token(durable, "consumer name")
+        check_token(consumer, "consumer name")
         self._api.request(
-            f"CONSUMER.DELETE.{stream}.{durable}", None, timeout=timeout, idempotent=False
+            f"CONSUMER.DELETE.{stream}.{consumer}", None, timeout=timeout, idempotent=False
         )
 
-    def _create_consumer(
-        self, stream: str, durable: str, config: dict[str, Any], timeout: float | None = None
+    def add_consumer(
+        self,
+        stream: str,
+        config: ConsumerConfig | None = None,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
     ) -> ConsumerInfo:
-        """Create the durable consumer, or update it to ``config`` if it exists."""
-        body = {"stream_name": stream, "config": config}
-        data = self._api.request(f"CONSUMER.CREATE.{stream}.{durable}", body, timeout=timeout)
-        return ConsumerInfo.from_api(data)
+        """Create a consumer without subscribing, and return its information.
+
+        ``config`` is a :class:`~syncmsg.jetstream.ConsumerConfig`; keyword ``fields``
+        (``durable_name="billing", ack_wait=30, ...``) set or override its fields. Creating a
+        consumer identical to an existing one succeeds; one that exists with another
+        configuration raises :class:`~syncmsg.JetStreamError`
+        (``ApiErrorCode.CONSUMER_ALREADY_EXISTS``); use :meth:`update_consumer` to change it.
+        Without a ``durable_name`` or ``name`` the server names an ephemeral consumer.
+        """
+        config = _with_fields(config, fields)
+        name = config.durable_name or config.name
+        return self._create_consumer(stream, name, config, timeout=timeout, action="create")
+
+    def update_consumer(
+        self,
+        stream: str,
+        config: ConsumerConfig | None = None,
+        *,
+        timeout: float | None = None,
+        **fields: Any,
+    ) -> ConsumerInfo:
+        """Change an existing consumer (fields the server allows to change: ``ack_wait``,
+        ``max_deliver``, ``backoff``, ``description``, ``max_ack_pending`` ...); raises
+        :class:`~syncmsg.ConsumerNotFoundError` when it does not exist."""
+        config = _with_fields(config, fields)
+        name = config.durable_name or config.name
+        if not name:
+            raise ValueError("update_consumer() needs the consumer's durable_name or name")
+        return self._create_consumer(stream, name, config, timeout=timeout, action="update")
+
+    def consumer_names(self, stream: str, *, timeout: float | None = None) -> list[str]:
+        """The names of the stream's consumers."""
+        check_token(stream, "stream name")
+        names: list[str] = []
+        for page in self._pages(f"CONSUMER.NAMES.{stream}", "consumers", None, timeout):
+            names.extend(page)
+        return names
+
+    def consumers(self, stream: str, *, timeout: float | None = None) -> list[ConsumerInfo]:
+        """The information of each of the stream's consumers."""
+        check_token(stream, "stream name")
+        infos: list[ConsumerInfo] = []
+        for page in self._pages(f"CONSUMER.LIST.{stream}", "consumers", None, timeout):
+            infos.extend(ConsumerInfo.from_api(item) for item in page)
+        return infos
+
+    def _create_consumer(
+        self,
+        stream: str,
+        name: str | None,
+        config: ConsumerConfig,
+        timeout: float | None = None,
+        action: str | None = None,
+    ) -> ConsumerInfo:
+        """Create the consumer, or (without ``action``) update it to ``config`` if it exists."""
+        check_token(stream, "stream name")
+        suffix = f"CONSUMER.CREATE.{stream}"
+        if name:
+            suffix += f".{check_token(name, 'consumer name')}"
+        body: dict[str, Any] = {"stream_name": stream, "config": config.to_api()}
+        if action:
+            body["action"] = action
+        return ConsumerInfo.from_api(self._api.request(suffix, body, timeout=timeout))
+
+    def _delete_quietly(self, stream: str, name: str, timeout: float = _DELETE_TIMEOUT) -> None:
+        """Delete a consumer we made and no longer need; it goes by its inactive threshold
+        anyway, so a failure is only logged."""
+        try:
+            self._api.request(
+                f"CONSUMER.DELETE.{stream}.{name}", None, timeout=timeout, idempotent=False
+            )
+        except SyncMsgError as exc:
+            log.debug("syncmsg: consumer %s/%s not deleted: %s", stream, name, exc)
+
+    def _stored_lookup(
+        self, stream: str, seq: int | None, subject: str | None
+    ) -> RawStreamMsg | None:
+        """The message at ``seq`` (or the last on ``subject``), None when there is none."""
+        try:
+            if subject is not None:
+                return self.get_last_msg(stream, subject)
+            if seq is not None:
+                return self.get_msg(stream, seq)
+        except SyncMsgError:
+            pass
+        return None
+
+    def _stream_of(self, filters: tuple[str, ...], timeout: float) -> str:
+        streams = {self.find_stream(subject, timeout=timeout) for subject in filters}
+        if len(streams) > 1:
+            raise ValueError(f"the subjects are in different streams {sorted(streams)}")
+        return streams.pop()
 
     # ================================================================ publishing
     def publish(
@@ -259,6 +272,9 @@ class JetStream:
         headers: Headers | None = None,
         expected_stream: str | None = None,
         expected_last_seq: int | None = None,
+        expected_last_msg_id: str | None = None,
+        expected_last_subject_seq: int | None = None,
+        ttl: Duration | None = None,
         timeout: float | None = None,
     ) -> PubAck:
         """Store a message in the stream that captures ``subject`` and return its PubAck.
@@ -266,21 +282,26 @@ class JetStream:
         Exactly once within the stream's duplicate window: the message carries
         ``Nats-Msg-Id`` (``msg_id``, or a unique id made once for this call) and every retry
         reuses it, so ``PubAck.duplicate`` is True when an earlier attempt had got through.
-        Timeouts (``timeout`` bounds each attempt), lost connections and missing responders
-        are retried per the context's ``publish_retry``. Returns a PubAck or raises: a
-        :class:`~syncmsg.TimeoutError` when retries ran out,
+        Timeouts (``timeout`` bounds each attempt), lost connections, missing responders
+        and a full ingest queue (429) are retried per the context's ``publish_retry``.
+
+        Expectations make the stream refuse the message unless they hold: the stream's
+        name (``expected_stream``), its last sequence (``expected_last_seq``), its last
+        message id (``expected_last_msg_id``), or the last sequence of ``subject``
+        (``expected_last_subject_seq``; 0: the subject has no message). ``ttl`` (seconds
+        or a timedelta, at least one) removes the message after that long; the stream
+        needs ``allow_msg_ttl`` (nats-server 2.11).
+
+        Returns a PubAck or raises: :class:`~syncmsg.TimeoutError` when retries ran out,
         :class:`~syncmsg.NoRespondersError` when no stream captures the subject,
-        :class:`~syncmsg.WrongLastSequenceError` when ``expected_stream`` /
-        ``expected_last_seq`` do not hold, or another :class:`~syncmsg.JetStreamError`.
+        :class:`~syncmsg.WrongLastSequenceError` when an expectation does not hold, or
+        another :class:`~syncmsg.JetStreamError`.
         """
+        expect = _expect(
+            expected_stream, expected_last_seq, expected_last_msg_id, expected_last_subject_seq
+        )
         return self._publisher.publish(
-            subject,
-            data,
-            msg_id=msg_id,
-            headers=headers,
-            expected_stream=expected_stream,
-            expected_last_seq=expected_last_seq,
-            timeout=timeout,
+            subject, data, msg_id=msg_id, headers=headers, expect=expect, ttl=ttl, timeout=timeout
         )
 
     def publish_async(
@@ -292,24 +313,25 @@ class JetStream:
         headers: Headers | None = None,
         expected_stream: str | None = None,
         expected_last_seq: int | None = None,
+        expected_last_msg_id: str | None = None,
+        expected_last_subject_seq: int | None = None,
+        ttl: Duration | None = None,
         timeout: float | None = None,
     ) -> concurrent.futures.Future[PubAck]:
         """Send without waiting for the ack; the future resolves to the PubAck or the error.
 
         At most ``max_pending`` messages wait for acks: beyond that this call blocks (up to
-        ``timeout``, then :class:`~syncmsg.TimeoutError`) until acks free room. Retries and
-        exactly-once work as in :meth:`publish`. The futures are resolved, and their
-        done-callbacks run, on the context's ``syncmsg-js-acks-N`` thread, never on the
-        event-loop thread; keep callbacks short. Call :meth:`flush` to wait for every ack.
+        ``timeout``, then :class:`~syncmsg.TimeoutError`) until acks free room. Retries,
+        exactly-once, expectations and ``ttl`` work as in :meth:`publish`. The futures are
+        resolved, and their done-callbacks run, on the context's ``syncmsg-js-acks-N``
+        thread, never on the event-loop thread; keep callbacks short. Call :meth:`flush`
+        to wait for every ack.
         """
-        return self._publisher.publish_async(
-            subject,
-            data,
-            msg_id=msg_id,
-            headers=headers,
-            expected_stream=expected_stream,
-            expected_last_seq=expected_last_seq,
-            timeout=timeout,
+        expect = _expect(
+            expected_stream, expected_last_seq, expected_last_msg_id, expected_last_subject_seq
+        )
+        return self._async.publish_async(
+            subject, data, msg_id=msg_id, headers=headers, expect=expect, ttl=ttl, timeout=timeout
         )
 
     def flush(self, timeout: float | None = None) -> None:
@@ -318,143 +340,512 @@ class JetStream:
         Raises :class:`~syncmsg.TimeoutError` if some are still waiting after ``timeout``.
         Errors are not raised here: they are on the futures.
         """
-        self._publisher.flush(timeout)
+        self._async.flush(timeout)
 
     @property
     def pending_acks(self) -> int:
         """How many ``publish_async`` messages still wait for their ack."""
-        return self._publisher.outstanding
+        return self._async.outstanding
+
+    @property
+    def max_pending(self) -> int:
+        """The ``publish_async`` window: at most this many messages wait for acks."""
+        return self._async.max_pending
 
     # ================================================================ subscribing
+    @overload
     def subscribe(
         self,
-        subject: str,
-        handler: Callable[[Msg], Any],
+        subject: Subjects,
+        handler: Handler,
         *,
-        durable: str,
+        ordered_consumer: Literal[True],
+        stream: str | None = ...,
+        deliver_policy: DeliverPolicy | str | None = ...,
+        opt_start_seq: int | None = ...,
+        opt_start_time: dt.datetime | None = ...,
+        headers_only: bool = ...,
+        inactive_threshold: Duration | None = ...,
+        prefetch: int | None = ...,
+        error_callback: ErrorCallback | None = ...,
+        timeout: float | None = ...,
+    ) -> OrderedSubscription: ...
+
+    @overload
+    def subscribe(
+        self,
+        subject: Subjects,
+        handler: Handler,
+        *,
+        durable: str | None = ...,
+        stream: str | None = ...,
+        queue: str | None = ...,
+        ordered_consumer: Literal[False] = ...,
+        manual_ack: bool = ...,
+        workers: int | None = ...,
+        max_ack_pending: int | None = ...,
+        ack_wait: Duration | None = ...,
+        max_deliver: int | None = ...,
+        backoff: Sequence[Duration] | None = ...,
+        dead_letter: str | None = ...,
+        deliver_policy: DeliverPolicy | str | None = ...,
+        opt_start_seq: int | None = ...,
+        opt_start_time: dt.datetime | None = ...,
+        headers_only: bool = ...,
+        inactive_threshold: Duration | None = ...,
+        prefetch: int | None = ...,
+        description: str | None = ...,
+        error_callback: ErrorCallback | None = ...,
+        timeout: float | None = ...,
+    ) -> JetStreamSubscription: ...
+
+    def subscribe(
+        self,
+        subject: Subjects,
+        handler: Handler,
+        *,
+        durable: str | None = None,
         stream: str | None = None,
         queue: str | None = None,
+        ordered_consumer: bool = False,
         manual_ack: bool = False,
         workers: int | None = None,
-        max_ack_pending: int = 1000,
-        ack_wait: Duration = 30.0,
-        max_deliver: int = 5,
+        max_ack_pending: int | None = None,
+        ack_wait: Duration | None = None,
+        max_deliver: int | None = None,
         backoff: Sequence[Duration] | None = None,
         dead_letter: str | None = None,
-        deliver_policy: DeliverPolicy | str = DeliverPolicy.ALL,
+        deliver_policy: DeliverPolicy | str | None = None,
+        opt_start_seq: int | None = None,
+        opt_start_time: dt.datetime | None = None,
+        headers_only: bool = False,
+        inactive_threshold: Duration | None = None,
         prefetch: int | None = None,
         description: str | None = None,
         error_callback: ErrorCallback | None = None,
         timeout: float | None = None,
-    ) -> JetStreamSubscription:
-        """Run ``handler(msg)`` on worker threads for each message of a durable consumer.
+    ) -> JetStreamSubscription | OrderedSubscription:
+        """Run ``handler(msg)`` on worker threads for each message of a consumer.
 
-        The durable pull consumer ``durable`` on ``stream`` (default: the stream capturing
-        ``subject``) is created, or updated to these settings. Every process subscribing
-        with the same ``durable`` shares its messages, so ``queue`` is accepted for
-        familiarity and changes nothing. ``workers`` threads (default ``config.workers``)
-        run the handler.
+        ``subject`` is the consumer's filter: one subject, or a list of them (of one
+        stream). With ``durable``, the durable pull consumer of that name on ``stream``
+        (default: the stream capturing ``subject``) is created, or updated to these
+        settings; every process subscribing with the same ``durable`` shares its messages
+        (``queue`` is accepted and changes nothing). Without it, an ephemeral consumer is
+        made for this subscription alone: the server removes it ``inactive_threshold``
+        (default 5 minutes) after nobody pulls, and ``unsubscribe()`` deletes it at once.
+        ``workers`` threads (default ``config.workers``) run the handler.
 
         * Acks: unless ``manual_ack``, the handler's return acks the message. An exception
           naks it, delayed by ``backoff[delivery - 1]`` (the last step repeats) if given.
           Any thread may call ``msg.ack()/nak()/term()/in_progress()``; only the first
           ack, nak or term counts.
-        * Leases: a message held longer than half of ``ack_wait`` (or of the shortest
-          backoff step), queued or in a handler, gets ``in_progress`` automatically.
+        * Leases: a message held longer than half of ``ack_wait`` (default 30 s; or of the
+          shortest backoff step), queued or in a handler, gets ``in_progress``
+          automatically.
         * Flow control: at most ``prefetch`` (default ``min(max_ack_pending, 256)``)
           messages are held by this subscription, and the server keeps the whole consumer
-          under ``max_ack_pending`` unacknowledged messages.
-        * Poison messages: when delivery number ``max_deliver`` fails, the message is
-          published to ``dead_letter`` (if given; see :mod:`syncmsg.jetstream._deadletter`
-          for its headers) and terminated. With a dead-letter subject the server allows one
-          spare delivery, used only to retry a dead letter that could not be published.
+          under ``max_ack_pending`` (default 1000) unacknowledged messages.
+        * Poison messages: when delivery number ``max_deliver`` (default 5) fails, the
+          message is published to ``dead_letter`` (if given; see
+          :mod:`syncmsg.jetstream._deadletter` for its headers) and terminated. With a
+          dead-letter subject the server allows one spare delivery, used only to retry a
+          dead letter that could not be published.
+        * Where to start: ``deliver_policy`` (``"all"``, ``"last"``, ``"new"``,
+          ``"last_per_subject"``, ``"by_start_sequence"`` with ``opt_start_seq``,
+          ``"by_start_time"`` with ``opt_start_time``; inferred from those two when left
+          out).
 
-        ``ack_wait`` and ``backoff`` take seconds or timedeltas.
+        With ``ordered_consumer=True`` the stream is read in order, each message once,
+        with no acks, on one worker thread: see :class:`OrderedSubscription` (the options
+        about acks, durables and dead letters do not apply). ``ack_wait``, ``backoff`` and
+        ``inactive_threshold`` take seconds or timedeltas.
         """
         if not callable(handler):
             raise TypeError("handler must be callable")
-        check_subscribe_subject(subject)
-        check_token(durable, "durable name")
+        if ordered_consumer:
+            ordered_only(
+                durable=durable,
+                queue=queue,
+                manual_ack=manual_ack,
+                workers=None if workers == 1 else workers,
+                max_ack_pending=max_ack_pending,
+                ack_wait=ack_wait,
+                max_deliver=max_deliver,
+                backoff=backoff,
+                dead_letter=dead_letter,
+                description=description,
+            )
+            return self._ordered(
+                OrderedSubscription,
+                subject,
+                handler,
+                stream=stream,
+                deliver_policy=deliver_policy,
+                opt_start_seq=opt_start_seq,
+                opt_start_time=opt_start_time,
+                headers_only=headers_only,
+                inactive_threshold=inactive_threshold,
+                prefetch=prefetch,
+                error_callback=error_callback,
+                timeout=timeout,
+            )
         queue_group = check_queue(queue)
         if dead_letter is not None:
             check_publish_subject(dead_letter, "dead_letter subject")
         workers = workers or self.client.config.workers
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        prefetch = prefetch or min(max_ack_pending, 256)
-        if prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
-        prefetch = min(prefetch, max_ack_pending)
-        wait = check_timeout(timeout, self.timeout)
-        stream = stream or self.find_stream(subject, timeout=wait)
-        spare = 1 if dead_letter is not None and max_deliver > 0 else 0
-        config = consumer_config(
-            durable,
-            subject,
-            ack_wait=ack_wait,
-            max_deliver=max_deliver + spare if max_deliver > 0 else max_deliver,
-            max_ack_pending=max_ack_pending,
-            backoff=backoff,
-            deliver_policy=deliver_policy,
-            description=description,
-        )
+        max_deliver = 5 if max_deliver is None else max_deliver
+        ack_wait = 30.0 if ack_wait is None else ack_wait
         if backoff and max_deliver > 0 and max_deliver <= len(backoff):
             raise ValueError("max_deliver must be larger than the number of backoff steps")
-        self._create_consumer(stream, durable, config, timeout=wait)
-        conn = self.client.connection()
+        spare = 1 if dead_letter is not None and max_deliver > 0 else 0
+        wait = check_timeout(timeout, self.timeout)
+        options = self._consumer(
+            subject,
+            durable=durable,
+            stream=stream,
+            max_ack_pending=1000 if max_ack_pending is None else max_ack_pending,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver + spare if max_deliver > 0 else max_deliver,
+            backoff=backoff,
+            deliver_policy=deliver_policy,
+            opt_start_seq=opt_start_seq,
+            opt_start_time=opt_start_time,
+            headers_only=headers_only,
+            inactive_threshold=inactive_threshold,
+            prefetch=prefetch,
+            description=description,
+            timeout=wait,
+        )
         sub = JetStreamSubscription(
             self,
-            subject=subject,
-            stream=stream,
-            durable=durable,
-            queue_group=queue_group,
-            handler=handler,
             manual_ack=manual_ack,
-            workers=workers,
-            prefetch=prefetch,
-            ack_wait=to_seconds(ack_wait),
-            backoff=tuple(to_seconds(b) for b in backoff or ()),
             max_deliver=max_deliver,
+            backoff=tuple(to_seconds(b) for b in backoff or ()),
             dead_letter=DeadLetterer(self, dead_letter, self.timeout) if dead_letter else None,
+            handler=handler,
+            workers=workers,
+            queue_group=queue_group,
             error_callback=error_callback,
-            consumer_request=config,
-            conn=conn,
+            leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
+            **options,
         )
-        sub._start(conn, wait)
-        return sub
+        return self._started(sub, options["conn"], wait)
+
+    @overload
+    def subscribe_sync(
+        self,
+        subject: Subjects,
+        *,
+        ordered_consumer: Literal[True],
+        stream: str | None = ...,
+        deliver_policy: DeliverPolicy | str | None = ...,
+        opt_start_seq: int | None = ...,
+        opt_start_time: dt.datetime | None = ...,
+        headers_only: bool = ...,
+        inactive_threshold: Duration | None = ...,
+        prefetch: int | None = ...,
+        error_callback: ErrorCallback | None = ...,
+        timeout: float | None = ...,
+    ) -> OrderedSyncSubscription: ...
+
+    @overload
+    def subscribe_sync(
+        self,
+        subject: Subjects,
+        *,
+        durable: str | None = ...,
+        stream: str | None = ...,
+        ordered_consumer: Literal[False] = ...,
+        max_ack_pending: int | None = ...,
+        ack_wait: Duration | None = ...,
+        max_deliver: int | None = ...,
+        backoff: Sequence[Duration] | None = ...,
+        deliver_policy: DeliverPolicy | str | None = ...,
+        opt_start_seq: int | None = ...,
+        opt_start_time: dt.datetime | None = ...,
+        headers_only: bool = ...,
+        inactive_threshold: Duration | None = ...,
+        prefetch: int | None = ...,
+        description: str | None = ...,
+        error_callback: ErrorCallback | None = ...,
+        timeout: float | None = ...,
+    ) -> JetStreamSyncSubscription: ...
+
+    def subscribe_sync(
+        self,
+        subject: Subjects,
+        *,
+        durable: str | None = None,
+        stream: str | None = None,
+        ordered_consumer: bool = False,
+        max_ack_pending: int | None = None,
+        ack_wait: Duration | None = None,
+        max_deliver: int | None = None,
+        backoff: Sequence[Duration] | None = None,
+        deliver_policy: DeliverPolicy | str | None = None,
+        opt_start_seq: int | None = None,
+        opt_start_time: dt.datetime | None = None,
+        headers_only: bool = False,
+        inactive_threshold: Duration | None = None,
+        prefetch: int | None = None,
+        description: str | None = None,
+        error_callback: ErrorCallback | None = None,
+        timeout: float | None = None,
+    ) -> JetStreamSyncSubscription | OrderedSyncSubscription:
+        """A consumer read on your thread with ``next_msg(timeout=)``, by iteration, or
+        with ``fetch(batch, timeout=)``.
+
+        The consumer is as for :meth:`subscribe` (durable with ``durable``, else
+        ephemeral), and the subscription pulls ahead up to ``prefetch`` messages; you ack
+        each message yourself (``msg.ack()``) within ``ack_wait`` (default 30 s).
+        ``max_deliver`` defaults to no limit. With ``ordered_consumer=True``: an ordered
+        consumer (see :class:`OrderedSyncSubscription`), nothing to ack.
+        """
+        if ordered_consumer:
+            ordered_only(
+                durable=durable,
+                max_ack_pending=max_ack_pending,
+                ack_wait=ack_wait,
+                max_deliver=max_deliver,
+                backoff=backoff,
+                description=description,
+            )
+            return self._ordered(
+                OrderedSyncSubscription,
+                subject,
+                None,
+                stream=stream,
+                deliver_policy=deliver_policy,
+                opt_start_seq=opt_start_seq,
+                opt_start_time=opt_start_time,
+                headers_only=headers_only,
+                inactive_threshold=inactive_threshold,
+                prefetch=prefetch,
+                error_callback=error_callback,
+                timeout=timeout,
+            )
+        ack_wait = 30.0 if ack_wait is None else ack_wait
+        wait = check_timeout(timeout, self.timeout)
+        options = self._consumer(
+            subject,
+            durable=durable,
+            stream=stream,
+            max_ack_pending=1000 if max_ack_pending is None else max_ack_pending,
+            ack_wait=ack_wait,
+            max_deliver=-1 if max_deliver is None else max_deliver,
+            backoff=backoff,
+            deliver_policy=deliver_policy,
+            opt_start_seq=opt_start_seq,
+            opt_start_time=opt_start_time,
+            headers_only=headers_only,
+            inactive_threshold=inactive_threshold,
+            prefetch=prefetch,
+            description=description,
+            timeout=wait,
+        )
+        sub = JetStreamSyncSubscription(
+            self,
+            error_callback=error_callback,
+            leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
+            **options,
+        )
+        return self._started(sub, options["conn"], wait)
 
     def pull_subscribe(
         self,
-        subject: str,
+        subject: Subjects,
         *,
-        durable: str,
+        durable: str | None = None,
         stream: str | None = None,
         max_ack_pending: int = 1000,
         ack_wait: Duration = 30.0,
         max_deliver: int = -1,
         backoff: Sequence[Duration] | None = None,
-        deliver_policy: DeliverPolicy | str = DeliverPolicy.ALL,
+        deliver_policy: DeliverPolicy | str | None = None,
+        opt_start_seq: int | None = None,
+        opt_start_time: dt.datetime | None = None,
+        headers_only: bool = False,
+        inactive_threshold: Duration | None = None,
+        description: str | None = None,
         timeout: float | None = None,
     ) -> PullSubscription:
-        """A durable pull consumer read with ``fetch(batch, timeout=...)`` on your thread.
+        """A pull consumer read with ``fetch(batch, timeout=...)`` on your thread.
 
-        The consumer is created, or updated to these settings. The caller acks each message.
+        With ``durable``, that durable consumer is created, or updated to these settings;
+        without it, an ephemeral one (removed by the server ``inactive_threshold``, default
+        5 minutes, after the last fetch; deleted by ``unsubscribe()``). The caller acks each
+        message.
         """
-        check_subscribe_subject(subject)
-        check_token(durable, "durable name")
         wait = check_timeout(timeout, self.timeout)
-        stream = stream or self.find_stream(subject, timeout=wait)
-        config = consumer_config(
-            durable,
+        filters, stream, name, config = self._consumer_setup(
             subject,
+            durable=durable,
+            stream=stream,
+            max_ack_pending=max_ack_pending,
             ack_wait=ack_wait,
             max_deliver=max_deliver,
-            max_ack_pending=max_ack_pending,
             backoff=backoff,
             deliver_policy=deliver_policy,
+            opt_start_seq=opt_start_seq,
+            opt_start_time=opt_start_time,
+            headers_only=headers_only,
+            inactive_threshold=inactive_threshold,
+            description=description,
+            timeout=wait,
         )
-        self._create_consumer(stream, durable, config, timeout=wait)
+        self._create_consumer(stream, name, config, timeout=wait)
         conn = self.client.connection()
-        sub = PullSubscription(self, conn, subject=subject, stream=stream, durable=durable)
-        sub._start(conn, wait)
+        sub = PullSubscription(
+            self,
+            conn,
+            subject=", ".join(filters),
+            stream=stream,
+            name=name,
+            durable=durable is not None,
+        )
+        try:
+            sub._start(conn, wait)
+        except BaseException:
+            if durable is None:
+                self._delete_quietly(stream, name)
+            raise
         return sub
+
+    # ---------------------------------------------------------------- subscribing: helpers
+    def _consumer_setup(
+        self,
+        subject: Subjects,
+        *,
+        durable: str | None,
+        stream: str | None,
+        timeout: float,
+        **settings: Any,
+    ) -> tuple[tuple[str, ...], str, str, ConsumerConfig]:
+        """Check a subscription's subjects and names, find its stream, and make the
+        configuration of its (durable or ephemeral) consumer."""
+        filters = check_filters(subject)
+        for one in filters:
+            check_subscribe_subject(one)
+        if durable is not None:
+            check_token(durable, "durable name")
+        name = durable or secrets.token_hex(8)
+        config = consumer_config(name, filters, durable=durable is not None, **settings)
+        stream = stream or self._stream_of(filters, timeout)
+        check_token(stream, "stream name")
+        return filters, stream, name, config
+
+    def _consumer(
+        self,
+        subject: Subjects,
+        *,
+        durable: str | None,
+        stream: str | None,
+        prefetch: int | None,
+        max_ack_pending: int,
+        timeout: float,
+        **settings: Any,
+    ) -> dict[str, Any]:
+        """Create the consumer of a continuously pulling subscription; its arguments."""
+        prefetch = prefetch or min(max_ack_pending, 256)
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        prefetch = min(prefetch, max_ack_pending)
+        filters, stream, name, config = self._consumer_setup(
+            subject,
+            durable=durable,
+            stream=stream,
+            timeout=timeout,
+            max_ack_pending=max_ack_pending,
+            **settings,
+        )
+        self._create_consumer(stream, name, config, timeout=timeout)
+        return {
+            "subject": ", ".join(filters),
+            "stream": stream,
+            "name": name,
+            "durable": durable is not None,
+            "config": config,
+            "prefetch": prefetch,
+            "conn": self.client.connection(),
+        }
+
+    def _started(self, sub: SubT, conn: Connection, timeout: float) -> SubT:
+        """Start ``sub`` on ``conn``; an ephemeral consumer it leaves behind if that fails
+        is deleted."""
+        try:
+            sub._start(conn, timeout)
+        except BaseException:
+            if sub.durable is None:
+                self._delete_quietly(sub.stream, sub.name)
+            raise
+        return sub
+
+    def _ordered(
+        self,
+        kind: type[OrderedT],
+        subject: Subjects,
+        handler: Handler | None,
+        *,
+        stream: str | None,
+        deliver_policy: DeliverPolicy | str | None,
+        opt_start_seq: int | None,
+        opt_start_time: dt.datetime | None,
+        headers_only: bool,
+        inactive_threshold: Duration | None,
+        prefetch: int | None,
+        error_callback: ErrorCallback | None,
+        timeout: float | None,
+    ) -> OrderedT:
+        filters = check_filters(subject)
+        for one in filters:
+            check_subscribe_subject(one)
+        start = start_position(deliver_policy, opt_start_seq, opt_start_time)
+        threshold = DEFAULT_INACTIVE_THRESHOLD if inactive_threshold is None else inactive_threshold
+        if to_nanos(threshold) <= 0:
+            raise ValueError("inactive_threshold must be positive")
+        prefetch = 256 if prefetch is None else prefetch
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        wait = check_timeout(timeout, self.timeout)
+        stream = stream or self._stream_of(filters, wait)
+        check_token(stream, "stream name")
+        conn = self.client.connection()
+        sub = kind(
+            self,
+            filters=filters,
+            stream=stream,
+            deliver_policy=start["deliver_policy"],
+            opt_start_seq=start.get("opt_start_seq"),
+            opt_start_time=start.get("opt_start_time"),
+            headers_only=headers_only,
+            inactive_threshold=dt.timedelta(microseconds=to_nanos(threshold) / 1_000),
+            replay_policy=ReplayPolicy.INSTANT,
+            prefetch=prefetch,
+            conn=conn,
+            handler=handler,
+            error_callback=error_callback,
+        )
+        sub._begin(wait)
+        return self._started(sub, conn, wait)
+
+
+def _expect(
+    stream: str | None, last_seq: int | None, last_msg_id: str | None, last_subject_seq: int | None
+) -> Expect | None:
+    if stream is None and last_seq is None and last_msg_id is None and last_subject_seq is None:
+        return None
+    return Expect(stream, last_seq, last_msg_id, last_subject_seq)
+
+
+def _with_fields(config: ConsumerConfig | None, fields: dict[str, Any]) -> ConsumerConfig:
+    if config is not None and not isinstance(config, ConsumerConfig):
+        raise TypeError("config must be a syncmsg.jetstream.ConsumerConfig")
+    if not fields:
+        return config if config is not None else ConsumerConfig()
+    given = ConsumerConfig(**fields)
+    if config is None:
+        return given
+    return config.model_copy(update={name: getattr(given, name) for name in given.model_fields_set})

@@ -1,320 +1,404 @@
-"""Stream specifications, stream information, and the comparison that detects drift.
+"""Streams and their messages: ensure, inspect, purge, read and delete.
 
-Threading: immutable values and pure functions; use them from any thread.
+Threading: every method runs on the calling thread (any thread but the event loop's; the
+client's request path refuses that), as one or a few JetStream API requests.
 
-A :class:`StreamSpec` is what the application wants; :meth:`StreamSpec.to_api` turns it into
-the JetStream API's ``StreamConfig`` JSON (durations in nanoseconds, ``-1`` for "no limit").
-:func:`drift` compares that JSON with the configuration the server reports, looking only at
-the fields the spec sends, so defaults the server fills in on its own (``max_consumers``,
-``allow_direct``, its ``_nats.*`` metadata …) never count as drift.
+:class:`StreamManager` is the stream half of :class:`~syncmsg.jetstream.JetStream`. What a
+stream should be is a :class:`~syncmsg.jetstream.StreamSpec`; :meth:`~StreamManager.ensure_stream`
+makes it so, comparing with :func:`drift` only the fields the spec sends, so defaults the
+server fills in on its own (``max_consumers``, ``allow_direct``, its ``_nats.*`` metadata …)
+never count as drift.
+
+Messages are read back as :class:`~syncmsg.jetstream.RawStreamMsg`: through the stream's
+leader (``STREAM.MSG.GET``, JSON with base64 payloads) or, with ``direct=True``, from any
+replica (``DIRECT.GET``: the reply *is* the message, with ``Nats-*`` headers saying where it
+is stored).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import enum
-import re
-from typing import Any
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from syncmsg._errors import (
+    ApiErrorCode,
+    JetStreamError,
+    MessageNotFoundError,
+    NoRespondersError,
+    StreamNotFoundError,
+)
+from syncmsg._subjects import check_publish_subject, check_subscribe_subject, check_token
+from syncmsg.jetstream._api import ApiClient, is_retryable
+from syncmsg.jetstream._models import (
+    AccountInfo,
+    RawStreamMsg,
+    StreamInfo,
+    StreamSource,
+    StreamSpec,
+    iter_items,
+)
 
-from syncmsg._subjects import check_subscribe_subject
-from syncmsg.jetstream._api import from_nanos, to_nanos
+if TYPE_CHECKING:
+    from syncmsg._client import Client
+    from syncmsg._msg import Msg
 
-__all__ = [
-    "Compression",
-    "DiscardPolicy",
-    "RetentionPolicy",
-    "StorageType",
-    "StreamInfo",
-    "StreamSpec",
-    "StreamState",
-    "drift",
-    "parse_time",
-]
+__all__ = ["StreamManager", "drift"]
 
-_NAME = re.compile(r"^[^\s.*>/\\]+$")
-_MAX_REPLICAS = 5
+log = logging.getLogger("syncmsg.jetstream")
 
-
-class RetentionPolicy(str, enum.Enum):
-    """When the stream lets go of a message."""
-
-    LIMITS = "limits"  #: when a limit (age, size, count) is reached
-    INTEREST = "interest"  #: when every consumer has acknowledged it
-    WORKQUEUE = "workqueue"  #: when one consumer has acknowledged it
-
-
-class StorageType(str, enum.Enum):
-    FILE = "file"
-    MEMORY = "memory"
-
-
-class DiscardPolicy(str, enum.Enum):
-    """What happens when the stream is full: drop old messages, or refuse new ones."""
-
-    OLD = "old"
-    NEW = "new"
-
-
-class Compression(str, enum.Enum):
-    NONE = "none"
-    S2 = "s2"
-
-
-class StreamSpec(BaseModel):
-    """The configuration an application wants for one stream.
-
-    Durations are :class:`~datetime.timedelta` (numbers are read as seconds), sizes are in
-    bytes, and ``None`` means "no limit" (or, for ``duplicate_window``, the server's default of
-    two minutes, capped at ``max_age``). ``extra`` carries any other ``StreamConfig`` field of
-    the JetStream API, sent and compared as it is::
-
-        StreamSpec(name="ORDERS", subjects=["orders.>"], max_age=timedelta(days=7),
-                   max_bytes=1 << 30, duplicate_window=timedelta(minutes=5))
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
-
-    name: str
-    subjects: tuple[str, ...] = ()
-    description: str | None = None
-    retention: RetentionPolicy = RetentionPolicy.LIMITS
-    storage: StorageType = StorageType.FILE
-    replicas: int = Field(1, ge=1, le=_MAX_REPLICAS)
-    max_age: dt.timedelta | None = None
-    max_bytes: int | None = Field(None, ge=0)
-    max_msgs: int | None = Field(None, ge=0)
-    max_msg_size: int | None = Field(None, ge=0)
-    max_msgs_per_subject: int | None = Field(None, ge=0)
-    max_consumers: int | None = Field(None, ge=0)
-    discard: DiscardPolicy = DiscardPolicy.OLD
-    duplicate_window: dt.timedelta | None = None
-    deny_delete: bool = False
-    deny_purge: bool = False
-    allow_rollup: bool = False
-    compression: Compression = Compression.NONE
-    metadata: dict[str, str] | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not value or not _NAME.match(value) or len(value) > 255:
-            raise ValueError(
-                f"invalid stream name {value!r}: no spaces, '.', '*', '>', '/' or '\\\\'"
-            )
-        return value
-
-    @field_validator("subjects", mode="before")
-    @classmethod
-    def _one_subject(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("subjects")
-    @classmethod
-    def _check_subjects(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for subject in value:
-            check_subscribe_subject(subject)
-        if len(set(value)) != len(value):
-            raise ValueError("subjects contains duplicates")
-        return value
-
-    @field_validator("max_age", "duplicate_window")
-    @classmethod
-    def _check_duration(cls, value: dt.timedelta | None) -> dt.timedelta | None:
-        if value is not None and value < dt.timedelta(0):
-            raise ValueError("a duration cannot be negative")
-        return None if value == dt.timedelta(0) else value
-
-    def to_api(self) -> dict[str, Any]:
-        """The JetStream API ``StreamConfig`` JSON for this spec."""
-        config: dict[str, Any] = {
-            "name": self.name,
-            "retention": self.retention.value,
-            "storage": self.storage.value,
-            "num_replicas": self.replicas,
-            "max_age": to_nanos(self.max_age),
-            "max_bytes": _limit(self.max_bytes),
-            "max_msgs": _limit(self.max_msgs),
-            "max_msg_size": _limit(self.max_msg_size),
-            "max_msgs_per_subject": _limit(self.max_msgs_per_subject),
-            "max_consumers": _limit(self.max_consumers),
-            "discard": self.discard.value,
-            "deny_delete": self.deny_delete,
-            "deny_purge": self.deny_purge,
-            "allow_rollup_hdrs": self.allow_rollup,
-            "compression": self.compression.value,
-        }
-        if self.subjects:
-            config["subjects"] = list(self.subjects)
-        if self.description:
-            config["description"] = self.description
-        if self.duplicate_window is not None:
-            config["duplicate_window"] = to_nanos(self.duplicate_window)
-        if self.metadata:
-            config["metadata"] = dict(self.metadata)
-        config.update(self.extra)
-        return config
-
-    @classmethod
-    def from_api(cls, config: dict[str, Any]) -> StreamSpec:
-        """The spec that describes a server-reported ``StreamConfig`` (unknown fields dropped)."""
-        metadata = {
-            k: v for k, v in (config.get("metadata") or {}).items() if not k.startswith("_nats")
-        }
-        return cls.model_validate(
-            {
-                "name": config["name"],
-                "subjects": tuple(config.get("subjects") or ()),
-                "description": config.get("description") or None,
-                "retention": config.get("retention", "limits"),
-                "storage": config.get("storage", "file"),
-                "replicas": config.get("num_replicas") or 1,
-                "max_age": from_nanos(config.get("max_age")),
-                "max_bytes": _unlimited(config.get("max_bytes")),
-                "max_msgs": _unlimited(config.get("max_msgs")),
-                "max_msg_size": _unlimited(config.get("max_msg_size")),
-                "max_msgs_per_subject": _unlimited(config.get("max_msgs_per_subject")),
-                "max_consumers": _unlimited(config.get("max_consumers")),
-                "discard": config.get("discard", "old"),
-                "duplicate_window": from_nanos(config.get("duplicate_window")),
-                "deny_delete": bool(config.get("deny_delete")),
-                "deny_purge": bool(config.get("deny_purge")),
-                "allow_rollup": bool(config.get("allow_rollup_hdrs")),
-                "compression": config.get("compression") or "none",
-                "metadata": metadata or None,
-            }
-        )
-
-
-def _limit(value: int | None) -> int:
-    return -1 if value is None else value
-
-
-def _unlimited(value: Any) -> int | None:
-    if value is None or value < 0:
-        return None
-    return int(value)
-
-
-# What the server reports for a field it leaves out of its reply (Go's omitempty).
-_OMITTED = {
-    "description": "",
-    "deny_delete": False,
-    "deny_purge": False,
-    "allow_rollup_hdrs": False,
-    "compression": "none",
-    "discard": "old",
-    "max_age": 0,
-    "duplicate_window": 0,
-}
+#: Fields the server decides for itself whatever is sent: never drift.
+SERVER_DECIDES = frozenset({"mirror_direct"})  # follows the origin's allow_direct
+_STATUS = "Status"
 
 
 def drift(wanted: dict[str, Any], actual: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """The fields of ``wanted`` (an API config) whose value differs on the server.
 
-    Returns ``{field: (wanted, actual)}``; empty when the stream is as wanted. Subjects are
-    compared as sets; ``metadata`` only on the keys ``wanted`` has; fields ``wanted`` does
-    not send are never compared.
+    Returns ``{field: (wanted, actual)}``; empty when the stream is as wanted. The server's
+    configuration is read as a :class:`StreamSpec` and written back first, so fields it
+    leaves out (Go's ``omitempty``) and its ways of writing times compare as the values they
+    stand for. Subjects and sources are compared as sets; ``metadata`` only on the keys
+    ``wanted`` has; fields ``wanted`` does not send are never compared.
     """
+    try:
+        normal = {**actual, **StreamSpec.from_api(actual).to_api()}
+    except ValueError:  # a configuration this version cannot read: compare as sent
+        normal = dict(actual)
     changed: dict[str, tuple[Any, Any]] = {}
     for key, want in wanted.items():
-        if key == "name":
+        if key == "name" or key in SERVER_DECIDES:
             continue
-        have = actual.get(key, _OMITTED.get(key))
+        have = normal.get(key)
         if key == "subjects":
-            if sorted(want or ()) != sorted(have or ()):
-                changed[key] = (want, have)
+            same = sorted(want or ()) == sorted(have or ())
+        elif key == "sources":
+            same = _as_set(want) == _as_set(have)
         elif key == "metadata":
             have_map = have or {}
-            if any(have_map.get(k) != v for k, v in (want or {}).items()):
-                changed[key] = (want, have)
-        elif want != have:
-            changed[key] = (want, have)
+            same = all(have_map.get(k) == v for k, v in (want or {}).items())
+        elif key == "mirror":
+            same = _canonical(want) == _canonical(have)
+        else:
+            same = want == have
+        if not same:
+            changed[key] = (want, actual.get(key))
     return changed
 
 
-def parse_time(value: Any) -> dt.datetime | None:
-    """An RFC 3339 time from the server (nanosecond precision, ``Z``) as an aware datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    match = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", text)
-    if match:
-        head, fraction, zone = match.groups()
-        text = head + (fraction[:7] if fraction else "") + zone
-    try:
-        stamp = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if stamp.year <= 1:
-        return None  # Go's zero time
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
+def _canonical(source: Any) -> str:
+    if isinstance(source, dict):
+        with contextlib.suppress(ValueError):  # compared as sent
+            source = StreamSource.from_api(source).to_api()
+    return json.dumps(source, sort_keys=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamState:
-    """How much a stream holds now."""
+def _as_set(sources: Any) -> set[str]:
+    return {_canonical(source) for source in sources or ()}
 
-    messages: int
-    bytes: int
-    first_seq: int
-    last_seq: int
-    consumer_count: int
-    first_ts: dt.datetime | None = None
-    last_ts: dt.datetime | None = None
-    num_subjects: int | None = None
-    num_deleted: int | None = None
 
-    @classmethod
-    def from_api(cls, state: dict[str, Any]) -> StreamState:
-        return cls(
-            messages=int(state.get("messages", 0)),
-            bytes=int(state.get("bytes", 0)),
-            first_seq=int(state.get("first_seq", 0)),
-            last_seq=int(state.get("last_seq", 0)),
-            consumer_count=int(state.get("consumer_count", 0)),
-            first_ts=parse_time(state.get("first_ts")),
-            last_ts=parse_time(state.get("last_ts")),
-            num_subjects=state.get("num_subjects"),
-            num_deleted=state.get("num_deleted"),
+class StreamManager:
+    """The stream and message calls of a JetStream context (a base of
+    :class:`~syncmsg.jetstream.JetStream`)."""
+
+    client: Client
+    _api: ApiClient
+
+    # ================================================================ streams
+    def ensure_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
+        """Make the stream exist as ``spec`` says: create it, or update it if it drifted.
+
+        Idempotent, and safe when many processes run it at once: creating an identical
+        stream succeeds, and an update to the same configuration is a no-op. Only the
+        fields the spec sets are compared (see :func:`~syncmsg.jetstream.drift`).
+        ``StreamInfo.action`` tells ``"created"``, ``"updated"`` or ``"unchanged"``
+        (processes racing to create may each see ``"created"``). Raises
+        :class:`~syncmsg.JetStreamError` when the server refuses the change (e.g. a
+        different storage type).
+        """
+        if not isinstance(spec, StreamSpec):
+            raise TypeError("ensure_stream() needs a syncmsg.StreamSpec")
+        wanted = spec.to_api()
+        try:
+            data = self._api.request(f"STREAM.CREATE.{spec.name}", wanted, timeout=timeout)
+            return StreamInfo.from_api(data).with_action("created")
+        except JetStreamError as exc:
+            if exc.err_code != ApiErrorCode.STREAM_NAME_IN_USE:
+                raise
+        current = self.stream_info(spec.name, timeout=timeout)
+        server_config = current.raw.get("config") or {}
+        changes = drift(wanted, server_config)
+        if not changes:
+            return current.with_action("unchanged")
+        log.info(
+            "syncmsg: stream %s drifted, updating: %s",
+            spec.name,
+            ", ".join(f"{k}: {have!r} -> {want!r}" for k, (want, have) in changes.items()),
         )
+        config = dict(server_config)
+        config.update(wanted)
+        if "metadata" in wanted:
+            config["metadata"] = {**(server_config.get("metadata") or {}), **wanted["metadata"]}
+        data = self._api.request(f"STREAM.UPDATE.{spec.name}", config, timeout=timeout)
+        return StreamInfo.from_api(data).with_action("updated")
 
+    def add_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
+        """Create a stream; raises :class:`~syncmsg.JetStreamError` if one with a different
+        configuration exists."""
+        data = self._api.request(f"STREAM.CREATE.{spec.name}", spec.to_api(), timeout=timeout)
+        return StreamInfo.from_api(data).with_action("created")
 
-@dataclasses.dataclass(frozen=True)
-class StreamInfo:
-    """A stream as the server reports it.
+    def update_stream(self, spec: StreamSpec, *, timeout: float | None = None) -> StreamInfo:
+        """Replace a stream's configuration with ``spec`` (fields it does not set are reset
+        to their defaults; see :meth:`ensure_stream` to change only what drifted)."""
+        data = self._api.request(f"STREAM.UPDATE.{spec.name}", spec.to_api(), timeout=timeout)
+        return StreamInfo.from_api(data).with_action("updated")
 
-    ``config`` is the server's configuration read back as a :class:`StreamSpec`; ``raw`` is
-    the API's whole reply. After :meth:`JetStream.ensure_stream`, ``action`` says what was
-    done: ``"created"``, ``"updated"`` or ``"unchanged"`` (``""`` otherwise).
-    """
+    def stream_info(
+        self,
+        name: str,
+        *,
+        subjects_filter: str | None = None,
+        timeout: float | None = None,
+    ) -> StreamInfo:
+        """The stream's configuration and state; raises :class:`~syncmsg.StreamNotFoundError`.
 
-    name: str
-    config: StreamSpec
-    state: StreamState
-    created: dt.datetime | None
-    cluster: dict[str, Any] | None
-    raw: dict[str, Any] = dataclasses.field(repr=False, compare=False)
-    action: str = ""
+        With ``subjects_filter`` (``">"`` for all), ``state.subjects`` counts the messages of
+        each subject matching it.
+        """
+        check_token(name, "stream name")
+        body: dict[str, Any] | None = None
+        if subjects_filter is not None:
+            check_subscribe_subject(subjects_filter)
+            body = {"subjects_filter": subjects_filter}
+        data = self._api.request(f"STREAM.INFO.{name}", body, timeout=timeout)
+        if subjects_filter is not None:
+            data = self._all_subjects(name, body or {}, data, timeout)
+        return StreamInfo.from_api(data)
 
-    @property
-    def duplicate_window(self) -> dt.timedelta | None:
-        return self.config.duplicate_window
+    def _all_subjects(
+        self, name: str, body: dict[str, Any], data: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        """Follow the pages of a stream's subject counts (the server sends 100k a page)."""
+        state = data.get("state") or {}
+        subjects = dict(state.get("subjects") or {})
+        total = int(data.get("total", 0) or 0)
+        while total > len(subjects):
+            page = self._api.request(
+                f"STREAM.INFO.{name}", {**body, "offset": len(subjects)}, timeout=timeout
+            )
+            more = (page.get("state") or {}).get("subjects") or {}
+            if not more:
+                break
+            subjects.update(more)
+        return {**data, "state": {**state, "subjects": subjects}}
 
-    @classmethod
-    def from_api(cls, data: dict[str, Any], action: str = "") -> StreamInfo:
-        config = data.get("config") or {}
-        return cls(
-            name=str(config.get("name", "")),
-            config=StreamSpec.from_api(config),
-            state=StreamState.from_api(data.get("state") or {}),
-            created=parse_time(data.get("created")),
-            cluster=data.get("cluster"),
-            raw=data,
-            action=action,
+    def streams(
+        self, subject: str | None = None, *, timeout: float | None = None
+    ) -> list[StreamInfo]:
+        """Every stream's information (those capturing ``subject``, if given)."""
+        infos: list[StreamInfo] = []
+        for page in self._pages("STREAM.LIST", "streams", subject, timeout):
+            infos.extend(StreamInfo.from_api(item) for item in page)
+        return infos
+
+    def delete_stream(self, name: str, *, timeout: float | None = None) -> None:
+        """Delete the stream and its messages; raises :class:`~syncmsg.StreamNotFoundError`."""
+        check_token(name, "stream name")
+        self._api.request(f"STREAM.DELETE.{name}", None, timeout=timeout, idempotent=False)
+
+    def purge_stream(
+        self,
+        name: str,
+        *,
+        subject: str | None = None,
+        seq: int | None = None,
+        keep: int | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Remove the stream's messages and return how many went.
+
+        ``subject`` limits the purge to the messages on that subject (wildcards allowed);
+        ``seq`` removes those below that sequence; ``keep`` keeps that many of the newest
+        (per the filter). ``seq`` and ``keep`` cannot be combined.
+        """
+        check_token(name, "stream name")
+        if seq is not None and keep is not None:
+            raise ValueError("purge_stream() takes seq or keep, not both")
+        body: dict[str, Any] = {}
+        if subject:
+            check_subscribe_subject(subject)
+            body["filter"] = subject
+        if seq is not None:
+            body["seq"] = _positive(seq, "seq")
+        if keep is not None:
+            body["keep"] = _positive(keep, "keep", zero=True)
+        data = self._api.request(
+            f"STREAM.PURGE.{name}", body or None, timeout=timeout, idempotent=False
         )
+        return int(data.get("purged", 0))
+
+    def stream_names(
+        self, subject: str | None = None, *, timeout: float | None = None
+    ) -> list[str]:
+        """Names of all streams, or of those capturing ``subject``."""
+        names: list[str] = []
+        for page in self._pages("STREAM.NAMES", "streams", subject, timeout):
+            names.extend(page)
+        return names
+
+    def _pages(
+        self, suffix: str, key: str, subject: str | None, timeout: float | None
+    ) -> list[list[Any]]:
+        """Every page of a listing API (``{"offset": n}`` → ``{key: [...], "total": t}``)."""
+        pages: list[list[Any]] = []
+        offset = 0
+        while True:
+            body: dict[str, Any] = {"offset": offset}
+            if subject:
+                body["subject"] = subject
+            data = self._api.request(suffix, body, timeout=timeout)
+            page = data.get(key) or []
+            pages.append(page)
+            offset += len(page)
+            if not page or offset >= int(data.get("total", 0)):
+                return pages
+
+    def find_stream(self, subject: str, *, timeout: float | None = None) -> str:
+        """The stream that captures ``subject``; raises :class:`~syncmsg.StreamNotFoundError`."""
+        names = self.stream_names(subject, timeout=timeout)
+        if not names:
+            raise StreamNotFoundError(f"no stream captures {subject!r}")
+        if len(names) > 1:
+            raise JetStreamError(f"several streams capture {subject!r}: {names}; pass stream=")
+        return names[0]
+
+    def account_info(self, *, timeout: float | None = None) -> AccountInfo:
+        """The account's JetStream usage and limits, and the server's API level
+        (``.api.level``: 1 for nats-server 2.11, 2 for 2.12 ...)."""
+        return AccountInfo.from_api(self._api.request("INFO", None, timeout=timeout))
+
+    # ================================================================ messages
+    def get_msg(
+        self,
+        stream: str,
+        seq: int | None = None,
+        *,
+        subject: str | None = None,
+        next: bool = False,
+        direct: bool = False,
+        timeout: float | None = None,
+    ) -> RawStreamMsg:
+        """The message stored at ``seq`` in ``stream``.
+
+        With ``next=True`` and ``subject``: the first message on ``subject`` (wildcards
+        allowed) at or after ``seq`` (default 1). ``direct=True`` reads it with a direct
+        get, from any replica (the stream needs ``allow_direct``; a mirror with
+        ``mirror_direct`` answers too), which is faster and spreads the load, but may lag
+        the leader by a moment. Raises :class:`~syncmsg.MessageNotFoundError` when there is
+        no such message.
+        """
+        check_token(stream, "stream name")
+        if next:
+            if subject is None:
+                raise ValueError("get_msg(next=True) needs the subject to look for")
+            check_subscribe_subject(subject)
+            body: dict[str, Any] = {"seq": 1 if seq is None else _positive(seq, "seq")}
+            body["next_by_subj"] = subject
+        elif subject is not None:
+            raise ValueError("get_msg() takes a seq; use get_last_msg() for a subject's last")
+        elif seq is None:
+            raise ValueError("get_msg() needs a seq")
+        else:
+            body = {"seq": _positive(seq, "seq")}
+        if direct:
+            return self._direct_get(stream, body, None, timeout)
+        return self._stored(stream, body, timeout)
+
+    def get_last_msg(
+        self,
+        stream: str,
+        subject: str,
+        *,
+        direct: bool = False,
+        timeout: float | None = None,
+    ) -> RawStreamMsg:
+        """The last message stored on ``subject`` in ``stream`` (the latest state of a key).
+
+        ``direct=True`` reads it with a direct get (see :meth:`get_msg`). Raises
+        :class:`~syncmsg.MessageNotFoundError` when the subject has no message.
+        """
+        check_token(stream, "stream name")
+        if direct:
+            check_publish_subject(subject)  # it goes into the request subject
+            return self._direct_get(stream, None, subject, timeout)
+        check_subscribe_subject(subject)
+        return self._stored(stream, {"last_by_subj": subject}, timeout)
+
+    def delete_msg(
+        self, stream: str, seq: int, *, erase: bool = False, timeout: float | None = None
+    ) -> None:
+        """Delete the message at ``seq`` from ``stream``.
+
+        ``erase=True`` also overwrites it with random data on disk (slower). Raises
+        :class:`~syncmsg.MessageNotFoundError` when there is no message at ``seq``.
+        """
+        check_token(stream, "stream name")
+        body = {"seq": _positive(seq, "seq"), "no_erase": not erase}
+        self._api.request(f"STREAM.MSG.DELETE.{stream}", body, timeout=timeout, idempotent=False)
+
+    def _stored(self, stream: str, body: dict[str, Any], timeout: float | None) -> RawStreamMsg:
+        data = self._api.request(f"STREAM.MSG.GET.{stream}", body, timeout=timeout)
+        return RawStreamMsg.from_api(stream, data.get("message") or {})
+
+    def _direct_get(
+        self,
+        stream: str,
+        body: dict[str, Any] | None,
+        last_of: str | None,
+        timeout: float | None,
+    ) -> RawStreamMsg:
+        suffix = f"DIRECT.GET.{stream}" + (f".{last_of}" if last_of else "")
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        try:
+            return self._api.call(
+                suffix,
+                payload,
+                _direct_reply(stream),
+                timeout=timeout,
+                should_retry=_retry_direct,
+            )
+        except NoRespondersError:
+            raise NoRespondersError(
+                f"no direct get answers for stream {stream!r}: it does not exist, or does "
+                "not allow direct gets (StreamSpec(allow_direct=True))"
+            ) from None
+
+
+def _retry_direct(exc: BaseException) -> bool:
+    # No responders for a direct get means a missing stream or allow_direct off, not a
+    # leader election (any replica answers).
+    return is_retryable(exc) and not isinstance(exc, NoRespondersError)
+
+
+def _direct_reply(stream: str) -> Callable[[Msg], RawStreamMsg]:
+    def read(msg: Msg) -> RawStreamMsg:
+        headers = dict(iter_items(msg.headers))
+        status = headers.get(_STATUS)
+        if status is not None and not msg.data:
+            description = headers.get("Description", "") or f"status {status}"
+            if status == "404":
+                raise MessageNotFoundError(description.lower(), code=404, stream=stream)
+            code = int(status) if status.isdigit() else None
+            raise JetStreamError(description, code=code, stream=stream)
+        return RawStreamMsg.from_direct(msg.data, headers)
+
+    return read
+
+
+def _positive(value: int, what: str, *, zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+        raise ValueError(f"{what} must be a {'non-negative' if zero else 'positive'} integer")
+    return value

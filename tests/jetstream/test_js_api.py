@@ -12,16 +12,15 @@ from _js_helpers import unique
 
 import syncmsg
 from syncmsg.jetstream import JsMsg, StreamSpec, dead_letter
-from syncmsg.jetstream._api import (
+from syncmsg.jetstream._api import is_retryable, parse_reply
+from syncmsg.jetstream._models import (
     from_nanos,
-    is_retryable,
     parse_header_block,
-    parse_reply,
+    parse_time,
     to_nanos,
     to_seconds,
 )
-from syncmsg.jetstream._consumer import consumer_config
-from syncmsg.jetstream._streams import parse_time
+from syncmsg.jetstream._options import consumer_config
 
 
 def test_durations() -> None:

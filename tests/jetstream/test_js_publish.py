@@ -218,21 +218,21 @@ def test_retry_with_expected_last_seq_recognises_its_own_earlier_success(
 ) -> None:
     # The server checks expected_last_seq before duplicates, so a retry whose first
     # attempt was stored (ack lost) is refused; the retry must see its own message there.
-    from syncmsg.jetstream._publish import _Message, parse_pub_ack
+    from syncmsg.jetstream._publish import Expect, Message, parse_pub_ack
 
     js = client.jetstream()
     first = js.publish(f"{stream}.a", b"1", msg_id="once", expected_last_seq=0)
     assert first.seq == 1
     headers = {MSG_ID_HEADER: "once", "Nats-Expected-Last-Sequence": "0"}
     refused = client.request(f"{stream}.a", b"1", headers=headers, timeout=5)
-    message = _Message(f"{stream}.a", b"1", None, "once", expected_last_seq=0)
+    message = Message(f"{stream}.a", b"1", None, "once", Expect(last_seq=0))
     with pytest.raises(syncmsg.WrongLastSequenceError):
-        parse_pub_ack(refused.data, message, attempts=1, lookup=js._stored_msg_id)
-    ack = parse_pub_ack(refused.data, message, attempts=2, lookup=js._stored_msg_id)
+        parse_pub_ack(refused.data, message, attempts=1, lookup=js._stored_lookup)
+    ack = parse_pub_ack(refused.data, message, attempts=2, lookup=js._stored_lookup)
     assert ack == PubAck(stream=stream, seq=1, duplicate=True)
-    other = _Message(f"{stream}.a", b"1", None, "someone-else", expected_last_seq=0)
+    other = Message(f"{stream}.a", b"1", None, "someone-else", Expect(last_seq=0))
     with pytest.raises(syncmsg.WrongLastSequenceError):
-        parse_pub_ack(refused.data, other, attempts=2, lookup=js._stored_msg_id)
+        parse_pub_ack(refused.data, other, attempts=2, lookup=js._stored_lookup)
 
 
 def test_close_fails_the_futures_still_waiting(nats_server_factory: Any) -> None:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 from datetime import timedelta
 
 import pytest
-from _js_helpers import unique
+from _js_helpers import unique, wait_until
 
 import syncmsg
-from syncmsg.jetstream import RetentionPolicy, StorageType, StreamSpec, drift
+from syncmsg.jetstream import (
+    Republish,
+    RetentionPolicy,
+    StorageType,
+    StreamSource,
+    StreamSpec,
+    SubjectTransform,
+    drift,
+)
 
 # ---------------------------------------------------------------------------- pure
 
@@ -200,3 +209,114 @@ def test_ensure_stream_from_four_processes_at_once(client: syncmsg.Client, nats_
     assert info.config.max_age == timedelta(hours=2)
     assert info.config.duplicate_window == timedelta(minutes=1)
     js.delete_stream(name)
+
+
+# ---------------------------------------------------------------------------- the spec's reach
+
+
+def test_sources_with_transforms_republish_and_the_other_options(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    origin, agg = unique("O"), unique("AGG")
+    js.ensure_stream(StreamSpec(name=origin, subjects=[f"{origin}.>"], storage="memory"))
+    spec = StreamSpec(
+        name=agg,
+        storage="memory",
+        sources=[
+            StreamSource(
+                name=origin,
+                subject_transforms=[SubjectTransform(src=f"{origin}.>", dest=f"{agg}.from.>")],
+            )
+        ],
+        republish=Republish(src=f"{agg}.>", dest=f"rep.{agg}.>"),
+        allow_direct=True,
+        discard="new",
+        discard_new_per_subject=True,
+        max_msgs_per_subject=2,
+        compression="s2",
+        allow_atomic=True,
+        metadata={"owner": "tests"},
+        description="aggregate",
+    )
+    try:
+        created = js.ensure_stream(spec)
+        assert created.action == "created"
+        config = created.config
+        assert config.sources[0].subject_transforms[0].dest == f"{agg}.from.>"
+        assert config.republish == Republish(src=f"{agg}.>", dest=f"rep.{agg}.>")
+        assert (config.allow_direct, config.discard_new_per_subject, config.allow_atomic) == (
+            True,
+            True,
+            True,
+        )
+        assert config.compression == "s2" and config.max_msgs_per_subject == 2
+        assert config.metadata == {"owner": "tests"}  # the server's _nats.* keys left out
+        assert js.ensure_stream(spec).action in ("created", "unchanged")
+
+        republished = client.subscribe_sync(f"rep.{agg}.>")
+        js.publish(f"{origin}.orders.1", b"one")
+        wait_until(lambda: js.stream_info(agg).state.messages == 1, 10)
+        stored = js.get_last_msg(agg, f"{agg}.from.orders.1", direct=True)
+        assert stored.data == b"one"
+        assert republished.next_msg(5).subject == f"rep.{agg}.from.orders.1"
+        info = js.stream_info(agg)
+        assert info.sources and info.sources[0].name == origin
+
+        # Drift in the new fields is found, and only the fields that moved are changed.
+        moved = {"republish": Republish(dest="r2.>"), "max_msgs_per_subject": 5}
+        updated = js.ensure_stream(spec.model_copy(update=moved))
+        assert updated.action == "updated"
+        assert updated.config.republish == Republish(dest="r2.>")
+        assert updated.config.max_msgs_per_subject == 5
+        assert updated.state.messages == 1
+    finally:
+        js.delete_stream(agg)
+        js.delete_stream(origin)
+
+
+def test_a_mirror_and_a_counter_stream(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    origin, mirror, counter = unique("O"), unique("MIR"), unique("CNT")
+    js.ensure_stream(
+        StreamSpec(name=origin, subjects=[f"{origin}.>"], storage="memory", allow_direct=True)
+    )
+    try:
+        spec = StreamSpec(
+            name=mirror,
+            storage="memory",
+            mirror=StreamSource(name=origin, filter_subject=f"{origin}.keep.>"),
+            mirror_direct=True,
+        )
+        assert js.ensure_stream(spec).action == "created"
+        assert js.ensure_stream(spec).action in ("created", "unchanged")
+        js.publish(f"{origin}.keep.1", b"k")
+        js.publish(f"{origin}.drop.1", b"d")
+        wait_until(lambda: js.stream_info(mirror).state.messages == 1, 10)
+        info = js.stream_info(mirror)
+        assert info.mirror is not None and info.mirror.name == origin
+        assert info.config.mirror is not None and info.config.mirror.filter_subject
+
+        # allow_msg_counter (2.12): the server keeps the sum in the message (Nats-Incr).
+        made = js.ensure_stream(
+            StreamSpec(name=counter, subjects=[f"{counter}.>"], allow_msg_counter=True)
+        )
+        assert made.config.allow_msg_counter is True
+        ack = client.request(f"{counter}.hits", b"", headers={"Nats-Incr": "+5"}, timeout=5)
+        assert b'"val":"5"' in ack.data
+    finally:
+        for name in (counter, mirror, origin):
+            with contextlib.suppress(syncmsg.SyncMsgError):
+                js.delete_stream(name)
+
+
+def test_stream_listing_and_account_info(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    name = unique("L")
+    js.ensure_stream(StreamSpec(name=name, subjects=[f"{name}.>"], storage="memory"))
+    try:
+        assert name in [info.name for info in js.streams()]
+        assert [info.name for info in js.streams(f"{name}.x")] == [name]
+        account = js.account_info()
+        assert account.streams >= 1
+        assert account.api.level >= 1  # nats-server 2.11 and later report an API level
+    finally:
+        js.delete_stream(name)
