@@ -171,7 +171,11 @@ class Connection:
 
         self.replies = ReplyMux(f"{config.inbox_prefix}.{new_token()}{new_token()[:6]}.")
         self._reply_interest = Interest(
-            self.replies.subscription_subject, "", self._on_replies, on_failure=self._failed
+            self.replies.subscription_subject,
+            "",
+            None,
+            receive=self.replies.dispatch_one,
+            on_failure=self._failed,
         )
         self._interests: dict[int, Interest] = {}  # id(interest) -> interest
         self.closed_reason: BaseException | None = None
@@ -440,9 +444,6 @@ class Connection:
     def _learn_server(self, nc: NatsClient) -> None:
         self.max_payload = nc.max_payload
         self.server_info = dict(nc._server_info)
-
-    async def _on_replies(self, msgs: list[Any]) -> None:
-        self.replies.dispatch(msgs)
 
     def drain_outbound(self) -> None:
         """Move everything queued by caller threads into nats-py's pending buffer.
