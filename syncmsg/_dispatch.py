@@ -43,7 +43,12 @@ class MessageQueue:
         self._bytes = 0
         self.max_msgs = max_msgs
         self.max_bytes = max_bytes
-        self._cond = threading.Condition(threading.Lock())
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # consumers wait here for messages
+        # wait_idle/wait_empty wait here, so that finishing a message wakes only them, not
+        # every idle consumer (each a thread switch, for nothing, on every message).
+        self._settled = threading.Condition(lock)
+        self._settle_waiters = 0
         self._closed = False
         self._busy = 0  # messages taken but not yet reported done
         self._busy_bytes = 0
@@ -144,8 +149,8 @@ class MessageQueue:
         with self._cond:
             self._busy -= len(batch)
             self._busy_bytes -= sum(len(msg.data) for msg in batch)
-            if not self._items:
-                self._cond.notify_all()
+            if self._settle_waiters and not self._items:
+                self._settled.notify_all()
             room = self._room
             self._room = None
         if room is not None and not self._loop.is_closed():
@@ -162,11 +167,15 @@ class MessageQueue:
 
     def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = Deadline(timeout)
-        with self._cond:
+        with self._settled:
             while not done():
                 if deadline.expired:
                     return False
-                self._cond.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches the waiter
+                self._settle_waiters += 1
+                try:
+                    self._settled.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches it
+                finally:
+                    self._settle_waiters -= 1
         return True
 
     def close(self, *, discard: bool) -> int:
@@ -179,6 +188,7 @@ class MessageQueue:
                 self._items.clear()
                 self._bytes = 0
             self._cond.notify_all()
+            self._settled.notify_all()
             room = self._room
             self._room = None
         if room is not None and not self._loop.is_closed():
