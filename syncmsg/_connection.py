@@ -465,6 +465,8 @@ class Connection:
         self._queued_bytes = sum(len(command) for command, _ in list(outbound))
         self.out_msgs += count
         self.out_bytes += sum(size for _, size in items)
+        if not nc._pending and _write_now(nc, commands):
+            return
         # No join here: nats-py's flusher joins its pending list anyway (writelines), so
         # the commands are copied once on their way to the socket, not twice.
         nc._pending.extend(commands)
@@ -679,6 +681,26 @@ class Connection:
         log.warning(
             "syncmsg: server %s entered lame duck mode; it will close soon", self.connected_url
         )
+
+
+def _write_now(nc: NatsClient, commands: list[bytes]) -> bool:
+    """Hand ``commands`` to the socket at once when nothing is waiting before them (loop
+    thread); False when they must go through nats-py's pending buffer and its flusher.
+
+    Only when nats-py has nothing pending (so its own commands keep their place) and the
+    socket has kept up (its transport buffers nothing, so the bytes not yet sent stay
+    bounded by one batch, and a lost connection is noticed: its transport is closing).
+    This saves the flusher's turn of the loop: a request goes out in the same turn that
+    woke the loop for it.
+    """
+    if not nc.is_connected:
+        return False
+    writer = getattr(nc._transport, "_io_writer", None)  # TCP and TLS; not websockets
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+        return False
+    transport.writelines(commands)
+    return True
 
 
 def _url_text(url: ParseResult) -> str:
