@@ -145,6 +145,8 @@ def write_report(
     quick: bool,
     elapsed: float,
     jobs: list[Any],
+    facts: dict[str, str] | None = None,
+    when: str | None = None,
 ) -> None:
     by = {(line["metric"], line["client"]): line for line in lines}
 
@@ -176,7 +178,8 @@ def write_report(
     add("```")
     add("")
     add(
-        f"Run on {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {repeat} repetition(s) "
+        f"Run on {when or f'{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}'}, "
+        f"{repeat} repetition(s) "
         f"per measurement{' (--quick: smaller counts)' if quick else ''}, "
         f"{elapsed:.0f} s in all. Values are medians over the repetitions; a ratio is "
         "syncmsg's (or the naive wrapper's) median divided by raw nats-py's median from the "
@@ -437,7 +440,7 @@ def write_report(
     add("")
     add("| | |")
     add("|---|---|")
-    for key, text in machine().items():
+    for key, text in (facts or machine()).items():
         add(f"| {key} | {text} |")
     add("")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import os
 import subprocess
@@ -455,6 +456,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print JSON lines only")
     parser.add_argument(
+        "--save-run",
+        metavar="PATH",
+        help="also save this run (summary, machine facts) so that --render can rewrite the report",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="PATH",
+        help="write the report from a run saved with --save-run, without measuring",
+    )
+    parser.add_argument(
         "--save-baseline",
         metavar="PATH",
         help="also save this run's summary as the 'before' of the report's before/after table",
@@ -465,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    if args.render:
+        return render(Path(args.render), Path(args.out))
     groups = expand(args.only)
     clients = tuple(c.strip() for c in args.clients.split(",") if c.strip())
     for client in clients:
@@ -495,12 +508,30 @@ def main(argv: list[str] | None = None) -> int:
 
         save_baseline(Path(args.save_baseline), lines)
         log(f"bench: saved the baseline to {args.save_baseline}")
-    if not args.no_write:
-        from _report import write_report
+    from _report import machine, write_report
 
-        command = " ".join(
-            ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
-        )
+    shown, skip = [], False  # the command as it measures: without where it saves
+    for arg in argv if argv is not None else sys.argv[1:]:
+        if skip or arg in ("--save-run", "--save-baseline"):
+            skip = not skip
+            continue
+        shown.append(arg)
+    command = " ".join(["python", "bench/run.py", *shown])
+    facts = machine()
+    run = {
+        "lines": lines,
+        "problems": [[group, client, note] for (group, client), note in problems.items()],
+        "groups": list(groups),
+        "command": command,
+        "repeat": repeat,
+        "quick": args.quick,
+        "elapsed": elapsed,
+        "machine": facts,
+        "when": f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+    }
+    if args.save_run:
+        Path(args.save_run).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    if not args.no_write:
         out = Path(args.out)
         write_report(
             out,
@@ -512,8 +543,33 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             elapsed=elapsed,
             jobs=jobs,
+            facts=facts,
+            when=run["when"],
         )
         log(f"bench: wrote {out}")
+    return 0
+
+
+def render(saved: Path, out: Path) -> int:
+    """Rewrite the report from a saved run (after editing where_the_time_goes.md, say)."""
+    from _report import write_report
+
+    run = json.loads(saved.read_text(encoding="utf-8"))
+    groups = tuple(run["groups"])
+    write_report(
+        out,
+        run["lines"],
+        {(group, client): note for group, client, note in run["problems"]},
+        groups=groups,
+        command=run["command"],
+        repeat=run["repeat"],
+        quick=run["quick"],
+        elapsed=run["elapsed"],
+        jobs=[job for job in plan(run["quick"]) if job.group in groups],
+        facts=run["machine"],
+        when=run.get("when"),
+    )
+    log(f"bench: wrote {out} from {saved}")
     return 0
 
 
