@@ -123,10 +123,12 @@ class MessageQueue:
         With ``share`` consumers, takes at most its fair share of what is queued, so one
         worker does not hoard a batch while the others sit idle.
         """
-        deadline = Deadline(timeout)
+        deadline = None  # made when the first wait begins: most takes find messages
         items = self._items
         with self._cond:
             while not items:
+                if deadline is None:
+                    deadline = Deadline(timeout)
                 if self._closed or deadline.expired:
                     return []
                 # Wait in slices so that Ctrl-C reaches a main thread blocked here.
@@ -218,22 +220,32 @@ class WorkerPool:
         self._queue = queue
         self._handler = handler
         self._on_error = on_error
-        self.handled = 0
-        self.failed = 0
-        self._count_lock = threading.Lock()
+        # [handled, failed] per worker, each written only by its own worker: no lock.
+        self._counts = [[0, 0] for _ in range(workers)]
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"{name}-{i}", daemon=True)
             for i in range(workers)
         ]
         self._idents: set[int] = set()
         for thread in self._threads:
             thread.start()
 
-    def _work(self) -> None:
+    @property
+    def handled(self) -> int:
+        """Messages whose callback returned."""
+        return sum(count[0] for count in self._counts)
+
+    @property
+    def failed(self) -> int:
+        """Messages whose callback raised."""
+        return sum(count[1] for count in self._counts)
+
+    def _work(self, index: int) -> None:
         self._idents.add(threading.get_ident())
         queue = self._queue
         handler = self._handler
         share = len(self._threads)
+        counts = self._counts[index]
         while True:
             batch = queue.take_batch(None, _BATCH, share)
             if not batch:
@@ -248,9 +260,8 @@ class WorkerPool:
                         self._on_error(exc, msg)
                     except Exception:
                         log.exception("syncmsg error hook raised while handling %s", msg.subject)
-            with self._count_lock:
-                self.handled += len(batch) - failed
-                self.failed += failed
+            counts[0] += len(batch) - failed
+            counts[1] += failed
             queue.done(batch)
 
     def in_worker(self) -> bool:
