@@ -13,10 +13,11 @@ Threading: this module is where the two sides meet.
   nats-py's status callbacks, and replacing the nats-py client when it closes on its own.
 
 Publishing skips nats-py's ``publish`` coroutine: the caller's thread builds the PUB command
-(:func:`syncmsg._codec.pub_command`) and the loop appends whole batches to nats-py's pending
-buffer. That buffer and its flusher are the single path to the socket, so ordering with the
-commands nats-py writes itself (SUB, UNSUB) holds: every operation that goes through the
-loop first calls :meth:`drain_outbound`.
+(:func:`syncmsg._codec.pub_command`) and the loop moves whole batches on: straight to the
+socket when nats-py has nothing pending and the socket keeps up, otherwise into nats-py's
+pending buffer for its flusher. Either way a batch goes after everything nats-py queued
+before it, so ordering with the commands nats-py writes itself (SUB, UNSUB, PING) holds:
+every operation that goes through the loop first calls :meth:`drain_outbound`.
 
 Never a zombie: nats-py closes its client for good on any server ``-ERR`` it does not know
 (a maximum payload or subscription violation, say), or when its close task dies half way.
@@ -446,7 +447,7 @@ class Connection:
         self.server_info = dict(nc._server_info)
 
     def drain_outbound(self) -> None:
-        """Move everything queued by caller threads into nats-py's pending buffer.
+        """Move everything queued by caller threads to the socket or nats-py's pending buffer.
 
         While there is no usable nats-py client (before the first connect, or while it is
         being replaced), the queue keeps what it has: the reconnect buffer.
