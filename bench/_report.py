@@ -612,7 +612,9 @@ def before_after(add: Any, by: dict[tuple[str, str], dict[str, Any]]) -> None:
     add(
         f"*Before*: `bench/baseline.json`, the core of commit `{base['commit']}` measured on "
         f"{base['date']} with this benchmark, on this machine. *After*: this run. Values are "
-        "syncmsg ÷ raw nats-py from the same run, with syncmsg's and raw nats-py's medians."
+        "syncmsg ÷ raw nats-py from the same run, with syncmsg's and raw nats-py's medians "
+        "and, where measured, syncmsg's CPU per message ÷ raw nats-py's (steadier than the "
+        "rates when the neighbours' load changes between the two runs)."
     )
     add("")
     add("| measurement | before | after | target | met? |")
@@ -624,7 +626,10 @@ def before_after(add: Any, by: dict[tuple[str, str], dict[str, Any]]) -> None:
             return "–", None
         unit = sync["unit"]
         r = float(sync["ratio_to_raw"])
-        return f"{r:.2f}× ({fmt(sync['value'], unit)} vs {fmt(raw['value'], unit)})", r
+        text = f"{r:.2f}× ({fmt(sync['value'], unit)} vs {fmt(raw['value'], unit)}"
+        if sync.get("cpu_us_per_msg") and raw.get("cpu_us_per_msg"):
+            text += f"; CPU {sync['cpu_us_per_msg'] / raw['cpu_us_per_msg']:.2f}×"
+        return text + ")", r
 
     for label, metric, comparison, target in ISSUE_ROWS:
         was, _ = cell(before, metric)
