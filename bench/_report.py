@@ -465,6 +465,15 @@ def write_report(
         "p99 are over all requests of one repetition."
     )
     add(
+        "- **Concurrent requests:** N threads (raw nats-py: N tasks) start together behind a "
+        "barrier and each makes its share of the requests in sequence, timing each one; the "
+        "rate is all requests over the wall time. The serve side runs the responder in the "
+        "measuring process (syncmsg `serve()` with 4 workers, raw nats-py an async "
+        "callback) and a raw nats-py process sends the requests from 8 tasks; its CPU per "
+        "request is the responder process's. End to end, the responder is a second process "
+        "of the same client (`bench/_responder.py`)."
+    )
+    add(
         "- **Subscribing:** a separate publisher process writes pre-built PUB commands to "
         "a plain socket (so it costs almost no CPU), and throughput is the time from the "
         "first to the last message seen by the handler. Every client gets the same pending "
