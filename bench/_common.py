@@ -14,9 +14,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -176,3 +178,43 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# ------------------------------------------------------------------ load
+def request_burst(
+    request: Callable[[str, bytes], object], subject: str, n: int, size: int, threads: int
+) -> dict[str, Any]:
+    """``n`` requests from ``threads`` threads started together; rate, CPU, latencies.
+
+    ``request(subject, payload)`` is the client's blocking request."""
+    payload = b"r" * size
+    for _ in range(200):
+        request(subject, payload)
+    per = n // threads
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    gate = threading.Barrier(threads + 1)
+
+    def one() -> None:
+        mine = []
+        gate.wait()
+        for _ in range(per):
+            t0 = clock()
+            request(subject, payload)
+            mine.append((clock() - t0) / 1000)
+        samples.extend(mine)
+
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    gate.wait()
+    start, cpu0 = time.perf_counter(), time.process_time()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    return {
+        "rate": per * threads / elapsed,
+        "cpu_us": cpu / (per * threads) * 1e6,
+        "samples": samples,
+    }

@@ -19,8 +19,8 @@ from typing import Any
 
 import _jsutil
 import nats
-from _common import BENCH_DIR
-from _raw import latency_rows, subscribe_row
+from _common import BENCH_DIR, request_burst
+from _raw import latency_rows, request_rate_row, subscribe_row
 
 
 class NaiveClient:
@@ -130,6 +130,21 @@ def request(p: dict[str, Any]) -> list[dict[str, Any]]:
         samples.append((clock() - t0) / 1000)
     client.close()
     return latency_rows(p["metric"], samples)
+
+
+# ------------------------------------------------------------------ concurrent requests
+def request_threads(p: dict[str, Any]) -> list[dict[str, Any]]:
+    client = NaiveClient(p["url"])
+    rows = []
+    for point in p["points"]:
+        result = request_burst(
+            client.request, p["subject"], point["n"], p["size"], point["threads"]
+        )
+        rows.append(
+            request_rate_row(point["metric"], point["n"], result, f"{point['threads']} threads")
+        )
+    client.close()
+    return rows
 
 
 # ------------------------------------------------------------------ core subscribe

@@ -2,6 +2,8 @@
 
     python bench/_peer.py responder URL SUBJECT      answer requests with their own payload
     python bench/_peer.py publisher URL SUBJECT N SIZE   publish N numbered messages (socket)
+    python bench/_peer.py requester URL SUBJECT N CONCURRENCY SIZE
+                                                     N requests from CONCURRENCY asyncio tasks
 
 Each prints ``ready`` once it is subscribed/connected and ``done`` when finished, so the
 process that started it knows when to begin timing. The same peer serves every client, so
@@ -11,13 +13,16 @@ the client under test is the only thing that changes between rows.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import sys
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import nats
+from _common import percentile
 
 
 async def responder(url: str, subject: str) -> None:
@@ -69,6 +74,39 @@ def publisher(url: str, subject: str, count: int, size: int) -> None:
     print("done", flush=True)
 
 
+async def requester(url: str, subject: str, count: int, concurrency: int, size: int) -> None:
+    """The load for a responder under test: ``count`` requests from ``concurrency`` tasks.
+
+    Prints ``start`` when the timed part begins (after 200 warm-up requests), then one JSON
+    line: the rate and the per-request latencies it saw.
+    """
+    nc = await nats.connect(url)
+    payload = b"q" * size
+    for _ in range(200):
+        await nc.request(subject, payload, timeout=10)
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    per = count // concurrency
+
+    async def one() -> None:
+        for _ in range(per):
+            t0 = clock()
+            await nc.request(subject, payload, timeout=10)
+            samples.append((clock() - t0) / 1000)
+
+    print("start", flush=True)
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await nc.close()
+    result = {
+        "rate": per * concurrency / elapsed,
+        "p50": percentile(samples, 50),
+        "p99": percentile(samples, 99),
+    }
+    print(json.dumps(result), flush=True)
+
+
 def _expect_pong(reader: Any) -> None:
     while True:
         line = reader.readline()
@@ -86,6 +124,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(responder(url, subject))
     elif role == "publisher":
         publisher(url, subject, int(rest[0]), int(rest[1]))
+    elif role == "requester":
+        asyncio.run(requester(url, subject, int(rest[0]), int(rest[1]), int(rest[2])))
     else:
         raise SystemExit(f"unknown role {role!r}")
 

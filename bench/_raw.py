@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
+import subprocess
 import sys
 import time
 import uuid
@@ -108,6 +110,180 @@ def latency_rows(metric: str, samples: list[float]) -> list[dict[str, Any]]:
             "n": len(samples),
         },
     ]
+
+
+# ------------------------------------------------------------------ concurrent requests
+async def _request_burst(nc: Any, subject: str, n: int, size: int, tasks: int) -> dict[str, Any]:
+    payload = b"r" * size
+    for _ in range(200):
+        await nc.request(subject, payload, timeout=5)
+    per = n // tasks
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+
+    async def one() -> None:
+        for _ in range(per):
+            t0 = clock()
+            await nc.request(subject, payload, timeout=10)
+            samples.append((clock() - t0) / 1000)
+
+    start, cpu0 = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(one() for _ in range(tasks)))
+    elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    return {"rate": per * tasks / elapsed, "cpu_us": cpu / (per * tasks) * 1e6, "samples": samples}
+
+
+def request_rate_row(
+    metric: str, n: int, result: dict[str, Any], concurrency: str
+) -> dict[str, Any]:
+    """A throughput row of concurrent requests, with the latency each request saw."""
+    samples = result["samples"]
+    return {
+        "metric": metric,
+        "value": result["rate"],
+        "unit": "msg/s",
+        "n": n,
+        "cpu_us_per_msg": result["cpu_us"],
+        "p50_us": percentile(samples, 50),
+        "p99_us": percentile(samples, 99),
+        "concurrency": concurrency,
+    }
+
+
+async def _request_threads(
+    url: str, subject: str, size: int, points: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    nc = await nats.connect(url)
+    rows = []
+    for point in points:
+        result = await _request_burst(nc, subject, point["n"], size, point["threads"])
+        rows.append(
+            request_rate_row(
+                point["metric"], point["n"], result, f"{point['threads']} asyncio tasks"
+            )
+        )
+    await nc.close()
+    return rows
+
+
+def request_threads(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests from N concurrent tasks (the other clients: threads) to one responder."""
+    subject = p.get("subject") or start_responder(p, "raw")
+    try:
+        return list(_run(_request_threads(p["url"], subject, p["size"], p["points"])))
+    finally:
+        stop_responder(p)
+
+
+_responders: list[subprocess.Popen[str]] = []
+
+
+def start_responder(p: dict[str, Any], kind: str) -> str:
+    """Start ``bench/_responder.py`` of the client ``kind``; return its subject."""
+    subject = f"bench.e2e.{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH_DIR / "_responder.py"),
+            kind,
+            p["url"],
+            subject,
+            str(p.get("workers", 1)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError("responder did not start")
+    _responders.append(proc)
+    return subject
+
+
+def stop_responder(p: dict[str, Any]) -> None:
+    while _responders:
+        proc = _responders.pop()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ------------------------------------------------------------------ serving requests
+def load_requests(url: str, subject: str, n: int, concurrency: int, size: int) -> dict[str, Any]:
+    """Drive the responder in this process with raw nats-py requests from another process;
+    returns the requester's rate and latencies and this process's CPU per request."""
+    peer = subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH_DIR / "_peer.py"),
+            "requester",
+            url,
+            subject,
+            str(n),
+            str(concurrency),
+            str(size),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert peer.stdout is not None
+    cpu0 = 0.0
+    result: dict[str, Any] = {}
+    for line in peer.stdout:
+        if line.strip() == "start":
+            cpu0 = time.process_time()
+        elif line.startswith("{"):
+            result = json.loads(line)
+            result["cpu_us"] = (time.process_time() - cpu0) / n * 1e6
+    peer.wait(60)
+    if not result:
+        raise RuntimeError(f"requester exited {peer.returncode} without a result")
+    return result
+
+
+def serve_row(metric: str, n: int, result: dict[str, Any], concurrency: str) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "value": result["rate"],
+        "unit": "msg/s",
+        "n": n,
+        "cpu_us_per_msg": result["cpu_us"],
+        "p50_us": result["p50"],
+        "p99_us": result["p99"],
+        "concurrency": concurrency,
+    }
+
+
+def serve(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """This process answers (an echo callback on nats-py's loop thread, in a loop thread
+    of its own so that the load generator can be read from here)."""
+    import threading
+
+    subject = f"bench.serve.{uuid.uuid4().hex[:8]}"
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def setup() -> Any:
+        nc = await nats.connect(p["url"])
+
+        async def answer(msg: Any) -> None:
+            await nc.publish(msg.reply, msg.data)
+
+        await nc.subscribe(subject, cb=answer)
+        await nc.flush()
+        return nc
+
+    nc = asyncio.run_coroutine_threadsafe(setup(), loop).result(30)
+    result = load_requests(p["url"], subject, p["n"], p["concurrency"], p["size"])
+    asyncio.run_coroutine_threadsafe(nc.close(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    return [serve_row(p["metric"], p["n"], result, "nats-py callback on its loop")]
 
 
 # ------------------------------------------------------------------ core subscribe

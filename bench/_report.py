@@ -19,9 +19,25 @@ MAIN_ROWS: list[tuple[str, str, str | None, float | None]] = [
     ("core publish, 8 threads, aggregate", "core_publish_8t", ">=", 0.8),
     ("request/reply p50 (responder in another process)", "request_p50", "<=", 1.1),
     ("request/reply p99", "request_p99", None, None),
+    (
+        "request/reply from 8 threads, serve() with 4 workers in another process",
+        "request_e2e_8t",
+        ">=",
+        0.9,
+    ),
+    (
+        "requests from 8 threads to the raw responder (the request side)",
+        "request_threads_8",
+        ">=",
+        0.9,
+    ),
+    ("serve(), 4 workers, 8 concurrent raw requesters (the serve side)", "serve_8c", ">=", 0.9),
+    ("core publish, 1 thread, 4 KiB", "core_publish_size_4096B", ">=", 0.9),
+    ("core publish, 1 thread, 16 KiB", "core_publish_size_16384B", ">=", 0.9),
     ("JetStream publish with ack, sequential, p50", "js_publish_p50", "<=", 1.1),
     ("JetStream publish with ack, sequential, p99", "js_publish_p99", None, None),
     ("JetStream publish_async, pipelined", "js_publish_async", ">=", 1.0),
+    ("JetStream publish_async, pipelined, 4 KiB", "js_publish_async_4k", ">=", 1.0),
     ("core subscribe, callbacks in worker threads", "core_subscribe", ">=", 0.7),
     (
         "durable JetStream consume, explicit ack, handlers in worker threads",
@@ -37,6 +53,22 @@ BUFFER_ROWS = [
     ("buffer_rss_growth_8t_64k", "20k publishes of 64 KiB from 8 threads, server down"),
 ]
 FINDINGS = BENCH_DIR / "where_the_time_goes.md"
+BASELINE = BENCH_DIR / "baseline.json"
+# The rows of issue 15 (label, metric, comparison, target), shown before and after.
+ISSUE_ROWS: list[tuple[str, str, str, float]] = [
+    (
+        "request/reply from 8 threads (raw: 8 tasks), responder with 4 workers: throughput",
+        "request_e2e_8t",
+        ">=",
+        0.9,
+    ),
+    ("… the request side: 8 threads to the raw responder", "request_threads_8", ">=", 0.9),
+    ("… the serve side: serve(), 4 workers, 8 raw requesters", "serve_8c", ">=", 0.9),
+    ("core publish, 1 thread, 4 KiB payloads", "core_publish_size_4096B", ">=", 0.9),
+    ("core publish, 1 thread, 16 KiB payloads", "core_publish_size_16384B", ">=", 0.9),
+    ("sequential request p50", "request_p50", "<=", 1.1),
+    ("sequential JetStream publish p50", "js_publish_p50", "<=", 1.1),
+]
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -113,6 +145,8 @@ def write_report(
     quick: bool,
     elapsed: float,
     jobs: list[Any],
+    facts: dict[str, str] | None = None,
+    when: str | None = None,
 ) -> None:
     by = {(line["metric"], line["client"]): line for line in lines}
 
@@ -145,7 +179,8 @@ def write_report(
     add("```")
     add("")
     add(
-        f"Run on {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {repeat} repetition(s) "
+        f"Run on {when or f'{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}'}, "
+        f"{repeat} repetition(s) "
         f"per measurement{' (--quick: smaller counts)' if quick else ''}, "
         f"{elapsed:.0f} s in all. Values are medians over the repetitions; a ratio is "
         "syncmsg's (or the naive wrapper's) median divided by raw nats-py's median from the "
@@ -261,16 +296,59 @@ def write_report(
 
     sizes = [m for m in _ordered_metrics(lines) if m.startswith("core_publish_size_")]
     if sizes:
-        add("## Throughput against payload size (core publish, 1 thread)")
+        add("## Throughput against payload size (core publish)")
         add("")
-        add("| payload | raw nats-py | syncmsg | syncmsg ÷ raw | raw MB/s | syncmsg MB/s |")
-        add("|---:|---:|---:|---:|---:|---:|")
-        for metric in sizes:
-            size = int(metric.removeprefix("core_publish_size_").removesuffix("B"))
+        add(
+            "One publishing thread, and for the large payloads also 8 threads (raw nats-py: "
+            "8 asyncio tasks). CPU is process CPU time per message over the timed window."
+        )
+        add("")
+        add(
+            "| payload | threads | raw nats-py | syncmsg | syncmsg ÷ raw | raw MB/s "
+            "| syncmsg MB/s | raw CPU/msg | syncmsg CPU/msg |"
+        )
+        add("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for metric in sorted(sizes, key=_size_key):
+            count, size = _size_key(metric)
             raw_v, sync_v = value(metric, "raw"), value(metric, "syncmsg")
             add(
-                f"| {_size(size)} | {fmt(raw_v, 'msg/s')} | {fmt(sync_v, 'msg/s')} | "
-                f"{_r(ratio(metric, 'syncmsg'))} | {_mb(raw_v, size)} | {_mb(sync_v, size)} |"
+                f"| {_size(size)} | {count} | {fmt(raw_v, 'msg/s')} | {fmt(sync_v, 'msg/s')} | "
+                f"{_r(ratio(metric, 'syncmsg'))} | {_mb(raw_v, size)} | {_mb(sync_v, size)} | "
+                f"{_cpu(by.get((metric, 'raw')))} | {_cpu(by.get((metric, 'syncmsg')))} |"
+            )
+        add("")
+    requests = [
+        m
+        for m in _ordered_metrics(lines)
+        if m.startswith(("request_threads_", "request_e2e_", "serve_"))
+    ]
+    if requests:
+        add("## Concurrent requests")
+        add("")
+        add(
+            "Requests per second, and the latency each request saw (p50 / p99). *threads N*: "
+            "N requesting threads (raw nats-py: N tasks) of the client under test against "
+            "the shared raw nats-py responder, the request side alone. *serve*: the client "
+            "under test answers (syncmsg `serve()` with 4 workers, raw nats-py an async "
+            "callback) for a raw nats-py process requesting from 8 tasks, the serve side "
+            "alone; its CPU is the responder's. *end to end*: 8 threads and a responder in "
+            "another process, both of the client under test."
+        )
+        add("")
+        add(
+            "| measurement | raw nats-py | syncmsg | naive wrapper | syncmsg ÷ raw "
+            "| p50 raw / syncmsg | p99 raw / syncmsg | CPU/request raw / syncmsg |"
+        )
+        add("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for metric in requests:
+            raw_line, sync_line = by.get((metric, "raw")), by.get((metric, "syncmsg"))
+            add(
+                f"| {_request_label(metric)} | {fmt(value(metric, 'raw'), 'msg/s')} | "
+                f"{fmt(value(metric, 'syncmsg'), 'msg/s')} | "
+                f"{fmt(value(metric, 'naive'), 'msg/s') if by.get((metric, 'naive')) else '–'} | "
+                f"{_r(ratio(metric, 'syncmsg'))} | "
+                f"{_pair(raw_line, sync_line, 'p50_us')} | {_pair(raw_line, sync_line, 'p99_us')} | "
+                f"{_cpu(raw_line)} / {_cpu(sync_line)} |"
             )
         add("")
     threads = [m for m in _ordered_metrics(lines) if m.startswith("core_publish_threads_")]
@@ -297,7 +375,15 @@ def write_report(
         m
         for m in _ordered_metrics(lines)
         if any("cpu_us_per_msg" in by.get((m, c), {}) for c in ("raw", "syncmsg"))
-        and not m.startswith(("core_publish_size_", "core_publish_threads_"))
+        and not m.startswith(
+            (
+                "core_publish_size_",
+                "core_publish_threads_",
+                "request_threads_",
+                "request_e2e_",
+                "serve_",
+            )
+        )
     ]
     if cpu_rows:
         add("## CPU per message")
@@ -355,7 +441,7 @@ def write_report(
     add("")
     add("| | |")
     add("|---|---|")
-    for key, text in machine().items():
+    for key, text in (facts or machine()).items():
         add(f"| {key} | {text} |")
     add("")
 
@@ -378,6 +464,15 @@ def write_report(
         "- **Request/reply:** the responder is one raw nats-py process shared by all "
         "clients; each client makes sequential requests after 200 warm-up ones; p50 and "
         "p99 are over all requests of one repetition."
+    )
+    add(
+        "- **Concurrent requests:** N threads (raw nats-py: N tasks) start together behind a "
+        "barrier and each makes its share of the requests in sequence, timing each one; the "
+        "rate is all requests over the wall time. The serve side runs the responder in the "
+        "measuring process (syncmsg `serve()` with 4 workers, raw nats-py an async "
+        "callback) and a raw nats-py process sends the requests from 8 tasks; its CPU per "
+        "request is the responder process's. End to end, the responder is a second process "
+        "of the same client (`bench/_responder.py`)."
     )
     add(
         "- **Subscribing:** a separate publisher process writes pre-built PUB commands to "
@@ -416,6 +511,7 @@ def write_report(
     if FINDINGS.exists():
         add(FINDINGS.read_text(encoding="utf-8").rstrip())
         add("")
+    before_after(add, by)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md), encoding="utf-8")
 
@@ -435,6 +531,9 @@ def _bounded(line: dict[str, Any]) -> bool:
 def _group_for(metric: str, jobs: list[Any]) -> str:
     for job in jobs:
         if metric in [p.get("metric") for p in job.params.get("points", [])]:
+            return str(job.group)
+        own = job.params.get("metric")
+        if own and metric in (own, f"{own}_p50", f"{own}_p99"):
             return str(job.group)
     return {
         "request_p50": "request",
@@ -465,3 +564,91 @@ def _size(size: int) -> str:
 
 def _mb(rate: float | None, size: int) -> str:
     return "–" if rate is None else f"{rate * size / 1e6:,.1f}"
+
+
+def _size_key(metric: str) -> tuple[int, int]:
+    """(threads, payload size) of a ``core_publish_size_[8t_]<size>B`` metric."""
+    rest = metric.removeprefix("core_publish_size_").removesuffix("B")
+    threads = 1
+    if "t_" in rest:
+        head, rest = rest.split("t_", 1)
+        threads = int(head)
+    return threads, int(rest)
+
+
+def _cpu(line: dict[str, Any] | None) -> str:
+    cpu = None if line is None else line.get("cpu_us_per_msg")
+    return "–" if cpu is None else f"{cpu:,.1f} µs"
+
+
+def _pair(raw: dict[str, Any] | None, sync: dict[str, Any] | None, key: str) -> str:
+    cells = ["–" if x is None or x.get(key) is None else f"{x[key]:,.0f}" for x in (raw, sync)]
+    return f"{cells[0]} / {cells[1]} µs"
+
+
+def _request_label(metric: str) -> str:
+    if metric.startswith("request_threads_"):
+        return f"threads {metric.removeprefix('request_threads_')}"
+    if metric.startswith("serve_"):
+        return "serve, 8 concurrent requesters"
+    return "end to end, 8 threads, serve() with 4 workers"
+
+
+def save_baseline(path: Path, lines: list[dict[str, Any]]) -> None:
+    """Keep a run's summary as the *before* of the before/after table."""
+    import json
+
+    commit = _git("rev-parse", "--short", "HEAD")
+    if commit and _git("status", "--porcelain", "--", "syncmsg"):
+        commit += "+"
+    data = {
+        "commit": commit,
+        "date": f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "lines": lines,
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def before_after(add: Any, by: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """The table of issue 15: the saved baseline's ratios next to this run's."""
+    import json
+
+    if not BASELINE.exists():
+        return
+    base = json.loads(BASELINE.read_text(encoding="utf-8"))
+    before = {(line["metric"], line["client"]): line for line in base["lines"]}
+    add("## Before and after (issue 15)")
+    add("")
+    add(
+        f"*Before*: `bench/baseline.json`, the core of commit `{base['commit']}` measured on "
+        f"{base['date']} with this benchmark, on this machine. *After*: this run. Values are "
+        "syncmsg ÷ raw nats-py from the same run, with syncmsg's and raw nats-py's medians "
+        "and, where measured, syncmsg's CPU per message ÷ raw nats-py's (steadier than the "
+        "rates when the neighbours' load changes between the two runs)."
+    )
+    add("")
+    add("| measurement | before | after | target | met? |")
+    add("|---|---:|---:|---:|---|")
+
+    def cell(lines: dict[tuple[str, str], dict[str, Any]], metric: str) -> tuple[str, float | None]:
+        sync, raw = lines.get((metric, "syncmsg")), lines.get((metric, "raw"))
+        if sync is None or raw is None or sync.get("ratio_to_raw") is None:
+            return "–", None
+        unit = sync["unit"]
+        r = float(sync["ratio_to_raw"])
+        text = f"{r:.2f}× ({fmt(sync['value'], unit)} vs {fmt(raw['value'], unit)}"
+        if sync.get("cpu_us_per_msg") and raw.get("cpu_us_per_msg"):
+            text += f"; CPU {sync['cpu_us_per_msg'] / raw['cpu_us_per_msg']:.2f}×"
+        return text + ")", r
+
+    for label, metric, comparison, target in ISSUE_ROWS:
+        was, _ = cell(before, metric)
+        now, r = cell(by, metric)
+        sign = "≥" if comparison == ">=" else "≤"
+        met = (
+            "–"
+            if r is None
+            else ("yes" if (r >= target if comparison == ">=" else r <= target) else "**no**")
+        )
+        add(f"| {label} | {was} | {now} | {sign} {target:g}× | {met} |")
+    add("")

@@ -16,8 +16,18 @@ import uuid
 from typing import Any
 
 import _jsutil
-from _common import BENCH_DIR, peak_rss_bytes, rss_bytes
-from _raw import MiB, buffer_row, latency_rows, subscribe_row
+from _common import BENCH_DIR, peak_rss_bytes, request_burst, rss_bytes
+from _raw import (
+    MiB,
+    buffer_row,
+    latency_rows,
+    load_requests,
+    request_rate_row,
+    serve_row,
+    start_responder,
+    stop_responder,
+    subscribe_row,
+)
 
 import syncmsg
 
@@ -99,6 +109,42 @@ def request(p: dict[str, Any]) -> list[dict[str, Any]]:
         samples.append((clock() - t0) / 1000)
     client.close()
     return latency_rows(p["metric"], samples)
+
+
+# ------------------------------------------------------------------ concurrent requests
+def request_threads(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests from N threads to one responder: the shared raw one, or (``own``) a syncmsg
+    ``serve()`` with ``workers`` threads in another process."""
+    subject = p.get("subject") or start_responder(p, "syncmsg")
+    try:
+        client = _connect(p["url"])
+
+        def request(subject: str, payload: bytes) -> Any:
+            return client.request(subject, payload, timeout=10)
+
+        rows = []
+        for point in p["points"]:
+            result = request_burst(request, subject, point["n"], p["size"], point["threads"])
+            rows.append(
+                request_rate_row(point["metric"], point["n"], result, f"{point['threads']} threads")
+            )
+        client.close()
+        return rows
+    finally:
+        stop_responder(p)
+
+
+# ------------------------------------------------------------------ serving requests
+def serve(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """This process answers with ``client.serve`` on ``workers`` worker threads."""
+    client = _connect(p["url"])
+    subject = f"bench.serve.{uuid.uuid4().hex[:8]}"
+    workers = p.get("workers", 4)
+    client.serve(subject, lambda msg: msg.data, workers=workers)
+    client.flush()
+    result = load_requests(p["url"], subject, p["n"], p["concurrency"], p["size"])
+    client.close()
+    return [serve_row(p["metric"], p["n"], result, f"serve(), {workers} workers")]
 
 
 # ------------------------------------------------------------------ core subscribe

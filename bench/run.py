@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import os
 import subprocess
@@ -61,6 +62,9 @@ class Job:
 GROUPS = (
     "core-publish",
     "request",
+    "request-threads",
+    "serve",
+    "request-e2e",
     "core-subscribe",
     "buffer",
     "sweep-size",
@@ -72,6 +76,7 @@ GROUPS = (
 ALIASES = {
     "all": GROUPS,
     "core": ("core-publish", "request", "core-subscribe", "buffer"),
+    "requests": ("request", "request-threads", "serve", "request-e2e"),
     "sweeps": ("sweep-size", "sweep-threads"),
     "js": ("js-publish", "js-publish-async", "js-consume"),
 }
@@ -85,6 +90,7 @@ def plan(quick: bool) -> list[Job]:
     n_naive = 2_000 if quick else 8_000
     size_budget = (32 if quick else 128) * 1024 * 1024
     sizes = (16, 1024, 65536) if quick else (16, 128, 1024, 4096, 16384, 65536)
+    large_sizes = (4096, 65536) if quick else (4096, 16384, 65536)
     thread_counts = (1, 4, 16) if quick else (1, 2, 4, 8, 16)
     n_js = 5_000 if quick else 20_000
 
@@ -115,6 +121,56 @@ def plan(quick: bool) -> list[Job]:
                 "size": 128,
                 "n": 500 if quick else 3000,
             },
+        )
+    )
+    # Requests from several threads at once (raw nats-py: tasks), to the shared raw
+    # responder: the request side alone.
+    request_points = [
+        {
+            "metric": f"request_threads_{t}",
+            "threads": t,
+            "n": max(250, 125 * t) if quick else max(1000, 500 * t),
+        }
+        for t in ((1, 8) if quick else (1, 4, 8, 16))
+    ]
+    jobs.append(
+        Job(
+            "request-threads",
+            "request_threads",
+            {"subject": ECHO_SUBJECT, "size": 128, "points": request_points},
+        )
+    )
+    # The serve side alone: the client under test answers (syncmsg: serve() with 4
+    # workers), a raw nats-py process sends requests from 8 tasks.
+    jobs.append(
+        Job(
+            "serve",
+            "serve",
+            {
+                "metric": "serve_8c",
+                "size": 128,
+                "n": 2000 if quick else 10_000,
+                "concurrency": 8,
+                "workers": 4,
+            },
+            clients=("raw", "syncmsg"),
+        )
+    )
+    # Both sides: 8 requesting threads and a responder in another process, both of the
+    # client under test (raw nats-py: 8 tasks and its own responder).
+    jobs.append(
+        Job(
+            "request-e2e",
+            "request_threads",
+            {
+                "subject": "",
+                "size": 128,
+                "workers": 4,
+                "points": [
+                    {"metric": "request_e2e_8t", "threads": 8, "n": 1000 if quick else 4000}
+                ],
+            },
+            clients=("raw", "syncmsg"),
         )
     )
     jobs.append(
@@ -154,6 +210,11 @@ def plan(quick: bool) -> list[Job]:
         for s in sizes
     ]
     jobs.append(Job("sweep-size", "publish", {"points": size_points}, clients=("raw", "syncmsg")))
+    large_points = [
+        pub_point(f"core_publish_size_8t_{s}B", max(1000, min(n_pub, size_budget // s)), s, 8)
+        for s in large_sizes
+    ]
+    jobs.append(Job("sweep-size", "publish", {"points": large_points}, clients=("raw", "syncmsg")))
     thread_points = [pub_point(f"core_publish_threads_{t}", n_pub, 128, t) for t in thread_counts]
     jobs.append(
         Job(
@@ -176,6 +237,14 @@ def plan(quick: bool) -> list[Job]:
             "js_publish_async",
             {"metric": "js_publish_async", "size": 128, "window": 256, "n": n_js},
             per_client={"naive": {"n": n_naive}},
+        )
+    )
+    jobs.append(
+        Job(
+            "js-publish-async",
+            "js_publish_async",
+            {"metric": "js_publish_async_4k", "size": 4096, "window": 256, "n": n_js // 2},
+            clients=("raw", "syncmsg"),
         )
     )
     jobs.append(
@@ -342,6 +411,10 @@ def summarise(
             cpu = [e["cpu_us_per_msg"] for e in entry["extras"] if "cpu_us_per_msg" in e]
             if cpu:
                 line["cpu_us_per_msg"] = round(median(cpu), 2)
+            for key in ("p50_us", "p99_us"):  # latencies seen by concurrent requests
+                seen = [e[key] for e in entry["extras"] if key in e]
+                if seen:
+                    line[key] = round(median(seen), 1)
             lines.append(line)
     return lines
 
@@ -383,11 +456,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print JSON lines only")
     parser.add_argument(
+        "--save-run",
+        metavar="PATH",
+        help="also save this run (summary, machine facts) so that --render can rewrite the report",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="PATH",
+        help="write the report from a run saved with --save-run, without measuring",
+    )
+    parser.add_argument(
+        "--save-baseline",
+        metavar="PATH",
+        help="also save this run's summary as the 'before' of the report's before/after table",
+    )
+    parser.add_argument(
         "--server-url",
         help="use this nats-server instead of starting one (the buffer test always starts its own)",
     )
     args = parser.parse_args(argv)
 
+    if args.render:
+        return render(Path(args.render), Path(args.out))
     groups = expand(args.only)
     clients = tuple(c.strip() for c in args.clients.split(",") if c.strip())
     for client in clients:
@@ -399,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     server = None if args.server_url else Server(jetstream=True, use_syncmsg=True).start()
     url = args.server_url or server.url  # type: ignore[union-attr]
-    responder = Responder(url) if "request" in groups else None
+    responder = Responder(url) if {"request", "request-threads"} & set(groups) else None
     log(f"bench: nats-server at {url}; groups {', '.join(groups)}; {repeat} repetition(s)")
     try:
         samples, problems, order = collect(jobs, clients, repeat, url)
@@ -413,12 +503,35 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(line), flush=True)
     elapsed = time.monotonic() - started
     log(f"bench: done in {elapsed:.0f}s")
-    if not args.no_write:
-        from _report import write_report
+    if args.save_baseline:
+        from _report import save_baseline
 
-        command = " ".join(
-            ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
-        )
+        save_baseline(Path(args.save_baseline), lines)
+        log(f"bench: saved the baseline to {args.save_baseline}")
+    from _report import machine, write_report
+
+    shown, skip = [], False  # the command as it measures: without where it saves
+    for arg in argv if argv is not None else sys.argv[1:]:
+        if skip or arg in ("--save-run", "--save-baseline"):
+            skip = not skip
+            continue
+        shown.append(arg)
+    command = " ".join(["python", "bench/run.py", *shown])
+    facts = machine()
+    run = {
+        "lines": lines,
+        "problems": [[group, client, note] for (group, client), note in problems.items()],
+        "groups": list(groups),
+        "command": command,
+        "repeat": repeat,
+        "quick": args.quick,
+        "elapsed": elapsed,
+        "machine": facts,
+        "when": f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+    }
+    if args.save_run:
+        Path(args.save_run).write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
+    if not args.no_write:
         out = Path(args.out)
         write_report(
             out,
@@ -430,8 +543,33 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             elapsed=elapsed,
             jobs=jobs,
+            facts=facts,
+            when=run["when"],
         )
         log(f"bench: wrote {out}")
+    return 0
+
+
+def render(saved: Path, out: Path) -> int:
+    """Rewrite the report from a saved run (after editing where_the_time_goes.md, say)."""
+    from _report import write_report
+
+    run = json.loads(saved.read_text(encoding="utf-8"))
+    groups = tuple(run["groups"])
+    write_report(
+        out,
+        run["lines"],
+        {(group, client): note for group, client, note in run["problems"]},
+        groups=groups,
+        command=run["command"],
+        repeat=run["repeat"],
+        quick=run["quick"],
+        elapsed=run["elapsed"],
+        jobs=[job for job in plan(run["quick"]) if job.group in groups],
+        facts=run["machine"],
+        when=run.get("when"),
+    )
+    log(f"bench: wrote {out} from {saved}")
     return 0
 
 

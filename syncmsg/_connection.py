@@ -13,10 +13,11 @@ Threading: this module is where the two sides meet.
   nats-py's status callbacks, and replacing the nats-py client when it closes on its own.
 
 Publishing skips nats-py's ``publish`` coroutine: the caller's thread builds the PUB command
-(:func:`syncmsg._codec.pub_command`) and the loop appends whole batches to nats-py's pending
-buffer. That buffer and its flusher are the single path to the socket, so ordering with the
-commands nats-py writes itself (SUB, UNSUB) holds: every operation that goes through the
-loop first calls :meth:`drain_outbound`.
+(:func:`syncmsg._codec.pub_command`) and the loop moves whole batches on: straight to the
+socket when nats-py has nothing pending and the socket keeps up, otherwise into nats-py's
+pending buffer for its flusher. Either way a batch goes after everything nats-py queued
+before it, so ordering with the commands nats-py writes itself (SUB, UNSUB, PING) holds:
+every operation that goes through the loop first calls :meth:`drain_outbound`.
 
 Never a zombie: nats-py closes its client for good on any server ``-ERR`` it does not know
 (a maximum payload or subscription violation, say), or when its close task dies half way.
@@ -68,8 +69,11 @@ T = TypeVar("T")
 StatusListener = Callable[[str], None]
 ErrorListener = Callable[[BaseException, BaseException], None]
 
-# While connected, publishers wait (flush) once this much is queued for the socket.
-_MIN_HIGH_WATER = 4 * 1024 * 1024
+# While connected, a publisher this far ahead of the socket waits until the loop has handed
+# what is queued to the socket. Small enough that the loop starts writing long before a
+# publisher holding the GIL for a whole switch interval (5 ms) could fill it, so that
+# writing and publishing overlap instead of taking turns.
+_HIGH_WATER = 1024 * 1024
 # How often the loop checks that nats-py has not closed its client without telling us.
 _WATCH_INTERVAL = 0.5
 # How often a flush that waits for the connection to come back looks again.
@@ -159,14 +163,20 @@ class Connection:
         self._queued_bytes = 0  # bytes in _outbound, approximately (see enqueue)
         self._wake_pending = False
         self._buffer_limit = config.reconnect_buffer_size
-        self._high_water = max(config.reconnect_buffer_size, _MIN_HIGH_WATER)
+        self._high_water = _HIGH_WATER
+        # enqueue's one test: above this, look closer (_make_room).
+        self._check_at = min(self._buffer_limit, self._high_water)
         self.out_msgs = 0
         self._confirmed_msgs = 0  # out_msgs when the server last confirmed them (a PONG)
         self.out_bytes = 0  # payload bytes, as nats-py and nats.go count them
 
         self.replies = ReplyMux(f"{config.inbox_prefix}.{new_token()}{new_token()[:6]}.")
         self._reply_interest = Interest(
-            self.replies.subscription_subject, "", self._on_replies, on_failure=self._failed
+            self.replies.subscription_subject,
+            "",
+            None,
+            receive=self.replies.dispatch_one,
+            on_failure=self._failed,
         )
         self._interests: dict[int, Interest] = {}  # id(interest) -> interest
         self.closed_reason: BaseException | None = None
@@ -251,7 +261,7 @@ class Connection:
         every drain recounts them exactly.
         """
         size = len(command)
-        if self._queued_bytes + self.nc._pending_data_size + size > self._buffer_limit:
+        if self._queued_bytes + self.nc._pending_data_size + size > self._check_at:
             self._make_room(size)
         if self.closed_reason is not None:
             raise ConnectionClosedError(str(self.closed_reason))
@@ -281,20 +291,26 @@ class Connection:
         self._wake_pending = False
         return taken
 
+    def _backlog(self) -> int:
+        """Bytes queued and not yet handed to the socket (approximately; see enqueue)."""
+        return self._queued_bytes + self.nc._pending_data_size
+
     def _make_room(self, size: int) -> None:
         if not self.is_connected:
+            if self._backlog() + size <= self._buffer_limit:
+                return
             if self.closed_reason is not None:
                 raise ConnectionClosedError(str(self.closed_reason))
             raise BufferFullError(
                 f"disconnected and the reconnect buffer ({self._buffer_limit} bytes) is full"
             )
-        if self._queued_bytes + self.nc._pending_data_size + size <= self._high_water:
+        if self._backlog() + size <= self._high_water:
             return
         if self._runtime.in_loop_thread():
-            return  # the loop itself never waits for its own flush
+            return  # the loop itself never waits for its own writes
         # Far ahead of the socket: let it catch up (back-pressure on the publisher).
         timeout = self._config.timeout
-        self._runtime.call(self._flush(timeout), timeout, what="flush")
+        self._runtime.call(self._catch_up(timeout), timeout, what="flush")
 
     def request(
         self,
@@ -430,11 +446,8 @@ class Connection:
         self.max_payload = nc.max_payload
         self.server_info = dict(nc._server_info)
 
-    async def _on_replies(self, msgs: list[Any]) -> None:
-        self.replies.dispatch(msgs)
-
     def drain_outbound(self) -> None:
-        """Move everything queued by caller threads into nats-py's pending buffer.
+        """Move everything queued by caller threads to the socket or nats-py's pending buffer.
 
         While there is no usable nats-py client (before the first connect, or while it is
         being replaced), the queue keeps what it has: the reconnect buffer.
@@ -449,12 +462,16 @@ class Connection:
             return
         popleft = outbound.popleft
         items = [popleft() for _ in range(count)]
-        data = b"".join([command for command, _ in items])
+        commands = [command for command, _ in items]
         self._queued_bytes = sum(len(command) for command, _ in list(outbound))
         self.out_msgs += count
         self.out_bytes += sum(size for _, size in items)
-        nc._pending.append(data)
-        nc._pending_data_size += len(data)
+        if not nc._pending and _write_now(nc, commands):
+            return
+        # No join here: nats-py's flusher joins its pending list anyway (writelines), so
+        # the commands are copied once on their way to the socket, not twice.
+        nc._pending.extend(commands)
+        nc._pending_data_size += sum(map(len, commands))
         flush_queue = nc._flush_queue
         if nc.is_connected and flush_queue is not None and flush_queue.empty():
             flush_queue.put_nowait(asyncio.get_running_loop().create_future())
@@ -462,6 +479,27 @@ class Connection:
     async def _flush(self, timeout: float) -> None:
         self.drain_outbound()
         await self._ping(timeout)
+
+    async def _catch_up(self, timeout: float) -> None:
+        """Wait until nats-py's flusher has written what is queued (back-pressure).
+
+        No PING: the publisher may go on as soon as the bytes are with the socket, while
+        the server still reads them. Returns early when the connection drops: enqueue then
+        applies the reconnect buffer's bound.
+        """
+        deadline = Deadline(timeout)
+        self.drain_outbound()
+        loop = asyncio.get_running_loop()
+        while self._backlog() > self._high_water // 2:
+            nc = self.nc
+            flush_queue = nc._flush_queue
+            if not nc.is_connected or flush_queue is None:
+                return
+            if deadline.expired:
+                raise TimeoutError(f"the socket did not take the queued bytes in {timeout:g}s")
+            written = loop.create_future()
+            await flush_queue.put(written)  # the flusher resolves it after a write and drain
+            await asyncio.wait((written,), timeout=min(_WATCH_INTERVAL, deadline.left()))
 
     async def _ping(self, timeout: float) -> None:
         """PING and wait for the PONG: the server has everything written before it.
@@ -644,6 +682,26 @@ class Connection:
         log.warning(
             "syncmsg: server %s entered lame duck mode; it will close soon", self.connected_url
         )
+
+
+def _write_now(nc: NatsClient, commands: list[bytes]) -> bool:
+    """Hand ``commands`` to the socket at once when nothing is waiting before them (loop
+    thread); False when they must go through nats-py's pending buffer and its flusher.
+
+    Only when nats-py has nothing pending (so its own commands keep their place) and the
+    socket has kept up (its transport buffers nothing, so the bytes not yet sent stay
+    bounded by one batch, and a lost connection is noticed: its transport is closing).
+    This saves the flusher's turn of the loop: a request goes out in the same turn that
+    woke the loop for it.
+    """
+    if not nc.is_connected:
+        return False
+    writer = getattr(nc._transport, "_io_writer", None)  # TCP and TLS; not websockets
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+        return False
+    transport.writelines(commands)
+    return True
 
 
 def _url_text(url: ParseResult) -> str:

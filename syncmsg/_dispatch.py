@@ -43,11 +43,18 @@ class MessageQueue:
         self._bytes = 0
         self.max_msgs = max_msgs
         self.max_bytes = max_bytes
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = lock = threading.Lock()
+        # Idle consumers, each parked on a lock of its own that a new message releases
+        # after the queue's lock is let go: the woken thread then does not wake only to
+        # block again on the queue's lock, as with a Condition notified under it.
+        self._parked: deque[threading.Lock] = deque()
+        # wait_idle/wait_empty wait here, so that finishing a message wakes only them, not
+        # every idle consumer (each a thread switch, for nothing, on every message).
+        self._settled = threading.Condition(lock)
+        self._settle_waiters = 0
         self._closed = False
         self._busy = 0  # messages taken but not yet reported done
         self._busy_bytes = 0
-        self._idle = 0  # consumers waiting for a message: only they need a notify
         self._room: asyncio.Event | None = None  # set while the loop waits for room
 
     def _has_room(self) -> bool:
@@ -66,23 +73,24 @@ class MessageQueue:
 
     def offer(self, msg: Msg) -> bool:
         """Append ``msg`` unless the queue is full or closed; True when it was taken."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return True  # dropped on purpose: nobody will ever take it
             if not self._has_room():
                 return False
             self._items.append(msg)
             self._bytes += len(msg.data)
-            if self._idle:
-                self._cond.notify()
-            return True
+            park = self._parked.popleft() if self._parked else None
+        if park is not None:
+            park.release()
+        return True
 
     def offer_batch(self, msgs: list[Msg], start: int = 0) -> int:
         """Append ``msgs[start:]`` while there is room; return the index of the first left.
 
         A closed queue takes (drops) everything: nobody will ever read it.
         """
-        with self._cond:
+        with self._lock:
             end = len(msgs)
             if self._closed:
                 return end
@@ -93,14 +101,16 @@ class MessageQueue:
                 items.append(msg)
                 self._bytes += len(msg.data)
                 index += 1
-            if self._idle and index > start:
-                self._cond.notify(min(self._idle, index - start))
-            return index
+            parked = self._parked
+            wake = [parked.popleft() for _ in range(min(len(parked), index - start))]
+        for park in wake:
+            park.release()
+        return index
 
     async def wait_for_room(self) -> None:
         """Wait (on the loop) until a consumer has made room or the queue is closed."""
         room = asyncio.Event()
-        with self._cond:
+        with self._lock:
             if self._closed or self._has_room():
                 return
             self._room = room
@@ -118,18 +128,26 @@ class MessageQueue:
         With ``share`` consumers, takes at most its fair share of what is queued, so one
         worker does not hoard a batch while the others sit idle.
         """
-        deadline = Deadline(timeout)
+        deadline = None  # made when the first wait begins: most takes find messages
         items = self._items
-        with self._cond:
+        lock = self._lock
+        with lock:
             while not items:
+                if deadline is None:
+                    deadline = Deadline(timeout)
                 if self._closed or deadline.expired:
                     return []
-                # Wait in slices so that Ctrl-C reaches a main thread blocked here.
-                self._idle += 1
+                park = threading.Lock()
+                park.acquire()
+                self._parked.append(park)
+                lock.release()
                 try:
-                    self._cond.wait(deadline.remaining(0.5))
+                    # In slices, so that Ctrl-C reaches a main thread blocked here.
+                    park.acquire(True, deadline.left(0.5))
                 finally:
-                    self._idle -= 1
+                    lock.acquire()
+                    with contextlib.suppress(ValueError):  # gone: a message woke it
+                        self._parked.remove(park)
             count = min(limit, max(1, -(-len(items) // share)))
             popleft = items.popleft
             batch = [popleft() for _ in range(count)]
@@ -141,11 +159,11 @@ class MessageQueue:
 
     def done(self, batch: list[Msg]) -> None:
         """Report that the messages of ``batch`` (from :meth:`take_batch`) are handled."""
-        with self._cond:
+        with self._lock:
             self._busy -= len(batch)
             self._busy_bytes -= sum(len(msg.data) for msg in batch)
-            if not self._items:
-                self._cond.notify_all()
+            if self._settle_waiters and not self._items:
+                self._settled.notify_all()
             room = self._room
             self._room = None
         if room is not None and not self._loop.is_closed():
@@ -162,25 +180,33 @@ class MessageQueue:
 
     def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = Deadline(timeout)
-        with self._cond:
+        with self._settled:
             while not done():
                 if deadline.expired:
                     return False
-                self._cond.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches the waiter
+                self._settle_waiters += 1
+                try:
+                    self._settled.wait(deadline.remaining(0.5))  # slices: Ctrl-C reaches it
+                finally:
+                    self._settle_waiters -= 1
         return True
 
     def close(self, *, discard: bool) -> int:
         """Stop accepting messages; with ``discard``, drop the queued ones. Returns drops."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             dropped = 0
             if discard:
                 dropped = len(self._items)
                 self._items.clear()
                 self._bytes = 0
-            self._cond.notify_all()
+            wake = list(self._parked)
+            self._parked.clear()
+            self._settled.notify_all()
             room = self._room
             self._room = None
+        for park in wake:
+            park.release()
         if room is not None and not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(room.set)
@@ -208,22 +234,32 @@ class WorkerPool:
         self._queue = queue
         self._handler = handler
         self._on_error = on_error
-        self.handled = 0
-        self.failed = 0
-        self._count_lock = threading.Lock()
+        # [handled, failed] per worker, each written only by its own worker: no lock.
+        self._counts = [[0, 0] for _ in range(workers)]
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            threading.Thread(target=self._work, args=(i,), name=f"{name}-{i}", daemon=True)
             for i in range(workers)
         ]
         self._idents: set[int] = set()
         for thread in self._threads:
             thread.start()
 
-    def _work(self) -> None:
+    @property
+    def handled(self) -> int:
+        """Messages whose callback returned."""
+        return sum(count[0] for count in self._counts)
+
+    @property
+    def failed(self) -> int:
+        """Messages whose callback raised."""
+        return sum(count[1] for count in self._counts)
+
+    def _work(self, index: int) -> None:
         self._idents.add(threading.get_ident())
         queue = self._queue
         handler = self._handler
         share = len(self._threads)
+        counts = self._counts[index]
         while True:
             batch = queue.take_batch(None, _BATCH, share)
             if not batch:
@@ -238,9 +274,8 @@ class WorkerPool:
                         self._on_error(exc, msg)
                     except Exception:
                         log.exception("syncmsg error hook raised while handling %s", msg.subject)
-            with self._count_lock:
-                self.handled += len(batch) - failed
-                self.failed += failed
+            counts[0] += len(batch) - failed
+            counts[1] += failed
             queue.done(batch)
 
     def in_worker(self) -> bool:

@@ -7,6 +7,10 @@ the owner's ``deliver`` coroutine in batches: nats-py's own callback mode awaits
 coroutine per message, while reading its queue directly hands over everything that arrived
 in one read.
 
+An interest made with ``receive`` instead (the client's reply inbox) has no pump: each
+message is handed to ``receive`` while nats-py parses the read that brought it, so a reply
+wakes its waiter without first waking a task on the loop.
+
 An interest outlives the nats-py connection it was made on: when the connection is
 replaced (nats-py gave up on it), :class:`~syncmsg._connection.Connection` opens every
 interest again on the new one, and the owner never notices.
@@ -20,12 +24,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Deliver", "Interest"]
+__all__ = ["Deliver", "Interest", "Receive"]
 
 log = logging.getLogger("syncmsg")
 
 #: ``deliver(batch)``: a list of nats-py messages, oldest first, on the loop thread.
 Deliver = Callable[[list[Any]], Awaitable[None]]
+#: ``receive(msg)``: one nats-py message, on the loop thread, inside nats-py's parser: it
+#: must only hand the message on, never wait.
+Receive = Callable[[Any], object]
 #: Most messages a pump hands over at once.
 PUMP_BATCH = 256
 
@@ -44,8 +51,9 @@ class Interest:
         self,
         subject: str,
         queue: str,
-        deliver: Deliver,
+        deliver: Deliver | None,
         *,
+        receive: Receive | None = None,
         msgs_limit: int = 0,
         bytes_limit: int = 0,
         on_failure: Callable[[BaseException], None] | None = None,
@@ -53,7 +61,10 @@ class Interest:
     ) -> None:
         self.subject = subject
         self.queue = queue
+        if (deliver is None) == (receive is None):
+            raise ValueError("an interest needs either deliver or receive")
         self.deliver = deliver
+        self.receive = receive
         self.msgs_limit = msgs_limit
         self.bytes_limit = bytes_limit
         self.limit = 0
@@ -84,6 +95,9 @@ class Interest:
         self.nats_sub = sub
         if self.limit:
             await sub.unsubscribe(limit=max(self.limit - self.received, 1))
+        if self.receive is not None:
+            sub._pending_queue = _HandOver(self, sub, self.receive)
+            return
         self._pump = asyncio.get_running_loop().create_task(self._run(sub))
 
     async def set_limit(self, limit: int) -> None:
@@ -111,6 +125,11 @@ class Interest:
         if pump is not None:
             pump.cancel()
 
+    def _failed(self, exc: BaseException, count: int) -> None:
+        log.error("syncmsg: delivering %d messages failed", count, exc_info=exc)
+        if self._on_failure is not None:
+            self._on_failure(exc)
+
     async def _run(self, nats_sub: Any) -> None:
         """The pump: nats-py's queue → ``deliver``, a batch at a time, until cancelled.
 
@@ -120,6 +139,7 @@ class Interest:
         queue = nats_sub._pending_queue
         get, get_nowait = queue.get, queue.get_nowait
         deliver = self.deliver
+        assert deliver is not None
         while True:
             batch = [await get()]
             with contextlib.suppress(asyncio.QueueEmpty):
@@ -132,9 +152,44 @@ class Interest:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug in a hand-off must not end the subscription
-                log.exception("syncmsg: delivering %d messages failed", len(batch))
-                if self._on_failure is not None:
-                    self._on_failure(exc)
+                self._failed(exc, len(batch))
             finally:
                 for _ in batch:
                     queue.task_done()
+
+
+class _HandOver:
+    """Stands in for a nats-py subscription's queue: nats-py's parser "queues" each message,
+    and it goes straight to ``receive`` instead (loop thread).
+
+    Has what nats-py asks of its queue; it never holds anything, so it is always empty and
+    a drain has nothing to wait for. An exception from ``receive`` is reported, never let
+    into nats-py's parser (it would end the read loop).
+    """
+
+    __slots__ = ("_interest", "_receive", "_sub")
+
+    def __init__(self, interest: Interest, sub: Any, receive: Receive) -> None:
+        self._interest = interest
+        self._sub = sub
+        self._receive = receive
+
+    def put_nowait(self, msg: Any) -> None:
+        self._sub._pending_size -= len(msg.data)
+        self._interest.received += 1
+        try:
+            self._receive(msg)
+        except Exception as exc:
+            self._interest._failed(exc, 1)
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        """Nothing is ever queued, so nothing is ever done."""
+
+    async def join(self) -> None:
+        """Nothing is ever queued: a drain has nothing to wait for."""

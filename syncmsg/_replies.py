@@ -1,9 +1,11 @@
 """The one reply mux: reply subject token → the waiter its answer wakes.
 
 Threading: caller threads register waiters (:meth:`ReplyMux.expect`) and wait on them; the
-event-loop thread resolves them (:meth:`ReplyMux.dispatch`), one pass over every reply that
-arrived in a read; any thread may fail them all (:meth:`ReplyMux.close`). A waiter's
-``resolve`` runs on the loop thread and must only hand the answer on.
+event-loop thread resolves them: :meth:`ReplyMux.dispatch_one` as nats-py parses each reply
+(the client's reply inbox hands replies over without a task in between), or
+:meth:`ReplyMux.dispatch` for a batch; any thread may fail them all
+(:meth:`ReplyMux.close`). A waiter's ``resolve`` runs on the loop thread, inside nats-py's
+parser, and must only hand the answer on.
 
 Every reply subject is ``<prefix><token>``: the prefix is random per connection (one
 wildcard subscription, ``<prefix>*``, serves them all) and the token is random per request,
