@@ -10,7 +10,6 @@ from hypothesis import settings
 import syncmsg
 from syncmsg.testing import wait_until as wait_until_poll
 
-
 # Hypothesis's per-example deadline (200 ms) measures the machine, not the code: on CI's
 # shared cores it failed examples that took longer under load. pytest-timeout still bounds
 # every test.
