@@ -119,6 +119,8 @@ class Watcher(Generic[T]):
             raise TypeError(f"this watcher hands {self._what} to its callback")
         deadline = Deadline(check_timeout(timeout, 5.0))
         while True:
+            if not sub.is_active:
+                raise ConnectionClosedError(f"the watcher of {self._what} is stopped")
             with self._lock:
                 if not self._marked and sub.caught_up:
                     self._marked = True

@@ -18,11 +18,13 @@ from syncmsg._codec import Data
 from syncmsg._deadline import check_timeout
 from syncmsg._errors import (
     ApiErrorCode,
+    BucketNotFoundError,
     JetStreamError,
     KeyDeletedError,
     KeyExistsError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    NoRespondersError,
     TimeoutError,
     map_store_error,
 )
@@ -115,6 +117,14 @@ class KeyValue:
                 )
         except JetStreamError as exc:
             raise map_store_error(exc, "kv", bucket=self.bucket, key=key) from None
+        except NoRespondersError:
+            if not self._direct:
+                raise
+            # Direct gets are answered by the bucket's stream (and mirrors): nobody answers
+            # when it is gone.
+            raise BucketNotFoundError(
+                f"bucket {self.bucket!r} not found (no direct get answers)", stream=self.stream
+            ) from None
         entry = entry_from_stored(self.bucket, key, stored)
         if stored.subject != subject or entry is None:
             raise KeyNotFoundError(
@@ -244,8 +254,8 @@ class KeyValue:
         ttl: Duration | None = None,
         timeout: float | None = None,
     ) -> PubAck:
-        subject = self._put_prefix + key
         key_subject(self.prefix, key)  # the key checked (the put prefix may differ)
+        subject = self._put_prefix + key
         try:
             return self._js.publish(
                 subject,
@@ -265,6 +275,11 @@ class KeyValue:
                     stream=self.stream,
                 ) from None
             raise map_store_error(exc, "kv", bucket=self.bucket, key=key) from None
+        except NoRespondersError:
+            raise NoRespondersError(
+                f"no stream takes the writes of bucket {self.bucket!r}: it does not exist, "
+                "or JetStream is unavailable"
+            ) from None
 
     # ================================================================ listing
     def keys(

@@ -97,10 +97,12 @@ def check_key_filter(key: object) -> str:
         raise InvalidKeyError(f"invalid key filter {key!r}")
     if not _key_shape(key):
         raise InvalidKeyError(f"invalid key filter {key!r}: empty token")
-    try:
-        check_subscribe_subject(key)  # wildcards stand alone in their token
-    except ValueError:
-        raise InvalidKeyError(f"invalid key filter {key!r}: misplaced wildcard") from None
+    tokens = key.split(".")
+    for position, token in enumerate(tokens):
+        wildcard = token == "*" or (token == ">" and position == len(tokens) - 1)
+        if not wildcard and ("*" in token or ">" in token):
+            # "a*" would be a literal token no key can have: a wildcard stands alone.
+            raise InvalidKeyError(f"invalid key filter {key!r}: misplaced wildcard")
     return key
 
 

@@ -21,7 +21,9 @@ from typing import IO, TYPE_CHECKING, Any, Union
 
 from syncmsg._errors import (
     BadObjectMetaError,
+    BucketNotFoundError,
     JetStreamError,
+    NoRespondersError,
     ObjectAlreadyExistsError,
     ObjectNotFoundError,
     ObjectStoreError,
@@ -108,6 +110,13 @@ class ObjectStore:
             )
         except JetStreamError as exc:
             raise map_store_error(exc, "object", bucket=self.bucket, key=name) from None
+        except NoRespondersError:
+            if not self._direct:
+                raise
+            raise BucketNotFoundError(  # the store's stream answers its direct gets
+                f"object store {self.bucket!r} not found (no direct get answers)",
+                stream=self.stream,
+            ) from None
 
     def _read_info(self, stored: RawStreamMsg, name: str) -> ObjectInfo:
         try:
