@@ -21,7 +21,9 @@ The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (
 (leases), ``_options`` (subscribe's arguments as consumer configurations), ``_consumer``
 (continuously pulling subscriptions and the ack policy),
 ``_deadletter`` (dead letters), ``_ordered`` (ordered consumers), ``_message`` (``JsMsg``),
-``_context`` (the ``JetStream`` facade).
+``_watcher`` (watchers of key-value and object stores), ``_stores`` (their calls on the
+facade), ``_context`` (the ``JetStream`` facade). Key-value buckets are
+:mod:`syncmsg.jetstream.kv`, object stores :mod:`syncmsg.jetstream.object_store`.
 """
 
 from syncmsg._errors import ApiErrorCode
@@ -81,6 +83,7 @@ from syncmsg.jetstream._publish import TTL as TTL_HEADER
 from syncmsg.jetstream._publish import new_msg_id
 from syncmsg.jetstream._pull import PullSubscription
 from syncmsg.jetstream._streams import drift
+from syncmsg.jetstream._watcher import Watcher
 
 __all__ = [
     "DEAD_LETTER_CONSUMER",
@@ -124,6 +127,7 @@ __all__ = [
     "StreamSpec",
     "StreamState",
     "SubjectTransform",
+    "Watcher",
     "dead_letter",
     "drift",
     "new_msg_id",

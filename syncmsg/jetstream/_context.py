@@ -8,7 +8,8 @@ hands a coroutine to the loop. Background threads are started by
 :mod:`syncmsg.jetstream._publish_async`) and by the subscriptions (workers and a keeper,
 see :mod:`syncmsg.jetstream._consumer` and :mod:`syncmsg.jetstream._ordered`).
 
-The stream and message calls are :class:`~syncmsg.jetstream._streams.StreamManager`'s;
+The stream and message calls are :class:`~syncmsg.jetstream._streams.StreamManager`'s,
+the key-value and object store calls :class:`~syncmsg.jetstream._stores.StoreManager`'s;
 this module adds consumers, publishing and subscribing.
 """
 
@@ -63,6 +64,7 @@ from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscript
 from syncmsg.jetstream._publish import Expect, Publisher
 from syncmsg.jetstream._publish_async import AsyncPublisher
 from syncmsg.jetstream._pull import PullSubscription
+from syncmsg.jetstream._stores import StoreManager
 from syncmsg.jetstream._streams import StreamManager
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ OrderedT = TypeVar("OrderedT", OrderedSubscription, OrderedSyncSubscription)
 Handler = Callable[[Msg], Any]
 
 
-class JetStream(StreamManager):
+class JetStream(StreamManager, StoreManager):
     """JetStream on a :class:`~syncmsg.Client`; get it with ``client.jetstream()``.
 
     Options (keywords of ``client.jetstream(...)``):
