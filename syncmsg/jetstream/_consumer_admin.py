@@ -145,6 +145,9 @@ class ConsumerAdmin:
         if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
             raise ValueError("seq must be a positive integer (or None: the ack floor)")
         self._levels.require(CONSUMER_RESET, timeout)
+        # Each consumer answers its own resets: a missing one leaves the request unanswered
+        # (a timeout). Asking for it first turns that into ConsumerNotFoundError at once.
+        self._api.request(f"CONSUMER.INFO.{stream}.{name}", None, timeout=timeout)
         body = None if seq is None else {"seq": seq}
         data = self._api.request(
             f"CONSUMER.RESET.{stream}.{name}", body, timeout=timeout, idempotent=False
