@@ -40,6 +40,8 @@ on the caller's).
         │       │                             a lost compare-and-set (also a KeyValueError)
         │       └── KeyExistsError            kv.create(): the key has a value already
         ├── DeadLetterError                   a dead-letter publish failed
+        ├── NotSupportedError                 the server's JetStream API level is too low
+        │                                     for this feature (consumer reset: 2.14)
         ├── KeyValueError                     a key-value bucket said no
         │   └── KeyNotFoundError(KeyError)    no such key, or not at that revision
         │       └── KeyDeletedError           the key's latest entry is a delete or a purge
@@ -97,6 +99,7 @@ __all__ = [
     "NatsConnectionError",
     "NoRespondersError",
     "NoServersError",
+    "NotSupportedError",
     "ObjectAlreadyExistsError",
     "ObjectDigestError",
     "ObjectNotFoundError",
@@ -260,6 +263,30 @@ class WrongLastSequenceError(JetStreamError):
 
 class DeadLetterError(JetStreamError):
     """A message could not be moved to its dead-letter subject."""
+
+
+class NotSupportedError(JetStreamError):
+    """The server does not support this feature: its JetStream API level is lower than the
+    feature needs (``js.account_info().api.level``; nats-server 2.11 is level 1, 2.12 is
+    2, 2.14 is 4), or the server refused a request that requires a higher level.
+
+    ``feature`` names what was asked for, ``required_level`` the API level it needs and
+    ``server_level`` the level the server reported (None when unknown).
+    """
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        feature: str = "",
+        required_level: int | None = None,
+        server_level: int | None = None,
+        **api: Any,
+    ) -> None:
+        super().__init__(description, **api)
+        self.feature = feature
+        self.required_level = required_level
+        self.server_level = server_level
 
 
 class BucketNotFoundError(StreamNotFoundError):
@@ -444,6 +471,49 @@ class ApiErrorCode(int, enum.Enum):
     MESSAGE_TTL_DISABLED = 10166, JetStreamError
     #: 429 the stream's ingest queue is full (a rate limit): worth another try, later.
     TOO_MANY_REQUESTS = 10167, JetStreamError
+    # -- priority groups (nats-server 2.11) ----------------------------------------------
+    #: 400 a priority policy without a priority group.
+    PRIORITY_POLICY_WITHOUT_GROUP = 10159, JetStreamError
+    #: 400 the priority group is not one of the consumer's (a pull request, an unpin).
+    INVALID_PRIORITY_GROUP = 10160, JetStreamError
+    #: 400 a priority group name the server refuses (A-Z a-z 0-9 ``-_/=)+``, at most 16).
+    INVALID_GROUP_NAME = 10162, JetStreamError
+    # -- counters (nats-server 2.12) -------------------------------------------------------
+    #: 400 a ``Nats-Incr`` header on a stream without ``allow_msg_counter``.
+    COUNTER_DISABLED = 10168, JetStreamError
+    #: 400 a message without ``Nats-Incr`` on a counter stream.
+    COUNTER_INCREMENT_MISSING = 10169, JetStreamError
+    #: 400 an increment with a payload.
+    COUNTER_HAS_PAYLOAD = 10170, JetStreamError
+    #: 400 an increment that is not an integer (or combined with a header it cannot be).
+    COUNTER_INCREMENT_INVALID = 10171, JetStreamError
+    #: 400 the subject's last message is not a counter value.
+    COUNTER_BROKEN = 10172, JetStreamError
+    # -- atomic batches (nats-server 2.12) -------------------------------------------------
+    #: 400 a batch to a stream without ``allow_atomic``.
+    ATOMIC_PUBLISH_DISABLED = 10174, JetStreamError
+    #: 400 a batch message without its ``Nats-Batch-Sequence``.
+    ATOMIC_PUBLISH_MISSING_SEQ = 10175, JetStreamError
+    #: 400 the batch has a gap (a message was lost) or was abandoned: nothing was stored.
+    ATOMIC_PUBLISH_INCOMPLETE = 10176, JetStreamError
+    #: 400 a header a batch cannot carry (``Nats-Expected-Last-Msg-Id``).
+    ATOMIC_PUBLISH_UNSUPPORTED_HEADER = 10177, JetStreamError
+    #: 400 a batch id longer than 64 characters.
+    ATOMIC_PUBLISH_INVALID_BATCH_ID = 10179, JetStreamError
+    #: 412 the request needs a higher JetStream API level than the server's.
+    REQUIRED_API_LEVEL = 10185, NotSupportedError
+    #: 400 more messages in a batch than the server allows (1000 by default).
+    ATOMIC_PUBLISH_TOO_LARGE = 10199, JetStreamError
+    #: 400 a batch's commit header is neither ``1`` nor ``eob``.
+    ATOMIC_PUBLISH_INVALID_COMMIT = 10200, JetStreamError
+    #: 400 a batch with a ``Nats-Msg-Id`` the stream (or the batch) already has: nothing
+    #: was stored.
+    ATOMIC_PUBLISH_DUPLICATE_MSG_ID = 10201, JetStreamError
+    # -- consumer reset (nats-server 2.14) -------------------------------------------------
+    #: 400 a reset to a sequence the consumer's deliver policy does not allow.
+    CONSUMER_INVALID_RESET = 10204, JetStreamError
+    #: 429 too many atomic batches in flight on the stream (50) or the server (1000).
+    ATOMIC_PUBLISH_TOO_MANY_INFLIGHT = 10210, JetStreamError
 
 
 _API_ERROR_CODES: dict[int, ApiErrorCode] = {int(member): member for member in ApiErrorCode}
