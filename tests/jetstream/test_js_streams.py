@@ -320,3 +320,80 @@ def test_stream_listing_and_account_info(client: syncmsg.Client) -> None:
         assert account.api.level >= 1  # nats-server 2.11 and later report an API level
     finally:
         js.delete_stream(name)
+
+
+# Each step changes one of the spec's fields on a live stream (in order; each from the last).
+_DRIFT_STEPS: tuple[tuple[str, dict[str, object]], ...] = (
+    ("compression", {"compression": "s2"}),
+    ("allow_direct on", {"allow_direct": True}),
+    ("allow_direct off", {"allow_direct": False}),
+    ("discard_new_per_subject", {"discard": "new", "discard_new_per_subject": True,
+                                 "max_msgs_per_subject": 1}),
+    ("republish", {"republish": {"src": "{name}.>", "dest": "rep.{name}.>"}}),
+    ("republish headers_only", {"republish": {"src": "{name}.>", "dest": "rep.{name}.>",
+                                              "headers_only": True}}),
+    ("sources instead of subjects", {"subjects": [], "sources": [
+        {"name": "{origin}", "subject_transforms": [{"src": "{origin}.>", "dest": "a.{name}.>"}]}
+    ]}),
+    ("a source's transform", {"sources": [
+        {"name": "{origin}", "subject_transforms": [{"src": "{origin}.>", "dest": "b.{name}.>"}]}
+    ]}),
+    ("placement", {"placement": {"tags": ["ssd"]}}),
+    ("placement tags", {"placement": {"tags": ["ssd", "eu"]}}),
+)  # fmt: skip
+
+
+def _filled(value: object, **names: str) -> object:
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, list):
+        return [_filled(item, **names) for item in value]
+    if isinstance(value, dict):
+        return {key: _filled(item, **names) for key, item in value.items()}
+    return value
+
+
+def test_ensure_stream_finds_drift_in_each_of_the_specs_fields(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    origin, name = unique("DO"), unique("DS")
+    js.ensure_stream(StreamSpec(name=origin, subjects=[f"{origin}.>"], storage="memory"))
+    spec = StreamSpec(name=name, subjects=[f"{name}.>"], storage="memory")
+    try:
+        assert js.ensure_stream(spec).action == "created"
+        for step, change in _DRIFT_STEPS:
+            fields = _filled(change, name=name, origin=origin)
+            assert isinstance(fields, dict)
+            spec = StreamSpec.model_validate({**dict(spec), **fields})
+            assert drift(spec.to_api(), js.stream_info(name).raw["config"]), step
+            assert js.ensure_stream(spec).action == "updated", step
+            server_config = js.stream_info(name).raw["config"]
+            assert drift(spec.to_api(), server_config) == {}, step
+            assert js.ensure_stream(spec).action in ("created", "unchanged"), step
+        config = js.stream_info(name).config
+        assert config.compression == "s2" and config.discard_new_per_subject is True
+        assert config.placement is not None and set(config.placement.tags) == {"ssd", "eu"}
+        assert config.sources[0].subject_transforms[0].dest == f"b.{name}.>"
+        assert config.republish is not None and config.republish.headers_only is True
+    finally:
+        js.delete_stream(name)
+        js.delete_stream(origin)
+
+
+def test_a_mirror_cannot_be_moved_and_says_so_with_its_code(client: syncmsg.Client) -> None:
+    js = client.jetstream()
+    origin, other, mirror = unique("MO"), unique("MO"), unique("MM")
+    for source in (origin, other):
+        js.ensure_stream(StreamSpec(name=source, subjects=[f"{source}.>"], storage="memory"))
+    spec = StreamSpec(name=mirror, storage="memory", mirror=StreamSource(name=origin))
+    try:
+        assert js.ensure_stream(spec).action == "created"
+        for moved in (StreamSource(name=other), StreamSource(name=origin, filter_subject="x.>")):
+            with pytest.raises(syncmsg.JetStreamError) as caught:
+                js.ensure_stream(spec.model_copy(update={"mirror": moved}))
+            # Not one of syncmsg's own codes: kept as the server's number all the same.
+            assert caught.value.err_code == 10055
+            assert mirror in str(caught.value)
+        assert js.stream_info(mirror).config.mirror == StreamSource(name=origin)
+    finally:
+        for stream in (mirror, origin, other):
+            js.delete_stream(stream)
