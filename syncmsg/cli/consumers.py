@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncmsg._errors import ConsumerNotFoundError, StreamNotFoundError
+from syncmsg._subjects import check_token
 from syncmsg.cli._app import app, examples, output, settings
 from syncmsg.cli._confirm import FORCE_OPTION, confirm
 from syncmsg.cli._connect import connected
@@ -412,6 +413,7 @@ def add(stream: str, name: str, config_file: str | None, **flags: Any) -> int:
         if flags.get(key) is not None:
             fields[key] = flags[key]
     try:
+        check_token(name, "consumer name")  # refused here as a usage error, not by the call
         config = ConsumerConfig(**fields)
     except (TypeError, ValueError) as exc:
         raise CommandFailed(f"invalid consumer {name!r}: {one_line(exc)}", EXIT_USAGE) from None

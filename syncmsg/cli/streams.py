@@ -560,7 +560,7 @@ def _print_stored(out: Output, msg: RawStreamMsg, *, detailed: bool) -> None:
     ),
 )
 @click.argument("name")
-@click.argument("count", type=CountType(minimum=1), default="10")
+@click.argument("count", type=CountType(minimum=1), default="10", metavar="[COUNT]")
 @click.option("--id", "start", type=click.IntRange(min=1), metavar="SEQ", help="Start here.")
 @click.option("--since", type=DURATION, help="Start with messages this recent, e.g. 1h, 30m.")
 @click.option("--subject", metavar="SUBJECT", help="Only messages on this subject (wildcards).")

@@ -30,7 +30,10 @@ def test_every_command_is_there() -> None:
     names = {" ".join(path) for path, _ in ALL}
     expected = {"server", "demo", "pub", "sub", "req", "reply", "health", "streams ensure",
                 "streams ls", "streams info", "context add", "context ls", "context select",
-                "context show", "context rm", "bench pub", "bench sub", "bench req", "bench js"}  # fmt: skip
+                "context show", "context rm", "bench pub", "bench sub", "bench req", "bench js",
+                "streams rm", "streams purge", "streams view", "streams get", "consumers ls",
+                "consumers info", "consumers add", "consumers rm", "consumers pause",
+                "consumers resume", "consumers unpin", "consumers reset"}  # fmt: skip
     assert expected <= names
 
 
