@@ -38,7 +38,7 @@ from syncmsg._errors import (
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import check_publish_subject
 from syncmsg.jetstream._api import is_retryable
-from syncmsg.jetstream._models import Duration, PubAck, RawStreamMsg, to_nanos
+from syncmsg.jetstream._models import API, Duration, PubAck, RawStreamMsg, to_nanos
 
 if TYPE_CHECKING:
     from syncmsg._client import Client
@@ -219,7 +219,9 @@ def parse_pub_ack(
     (a duplicate).
     """
     try:
-        ack = PubAck.model_validate_json(reply)
+        # As the server's answer (context=API): fields a newer server adds are kept, while
+        # the same fields given by hand would be refused as typos.
+        ack = PubAck.model_validate_json(reply, context=API)
     except ValidationError:
         ack = None
     if ack is not None and not (ack.model_extra and "error" in ack.model_extra):

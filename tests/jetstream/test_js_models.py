@@ -25,7 +25,7 @@ from syncmsg.jetstream import (
     SubjectTransform,
     drift,
 )
-from syncmsg.jetstream._publish import Expect, ttl_header
+from syncmsg.jetstream._publish import Expect, parse_pub_ack, ttl_header
 
 NS = 1_000_000_000
 
@@ -157,6 +157,11 @@ def test_pub_ack_keeps_what_newer_servers_add() -> None:
     newer = PubAck.from_api({"stream": "C", "seq": 3, "some_new_field": [1]})
     assert newer.model_extra == {"some_new_field": [1]} and newer.value is None
     assert PubAck(stream="C", seq=1) == PubAck(stream="C", seq=1, duplicate=False)
+    # The publish path reads the reply bytes: a field of a newer server is no failure there.
+    parsed = parse_pub_ack(b'{"stream": "C", "seq": 4, "from_2_99": {"x": [1]}}')
+    assert (parsed.stream, parsed.seq, parsed.model_extra) == ("C", 4, {"from_2_99": {"x": [1]}})
+    with pytest.raises(ValueError, match="unknown field"):
+        PubAck(stream="C", seq=1, sqe=2)  # type: ignore[call-arg]  # by hand: a typo
 
 
 def test_stream_spec_new_fields_in_the_api_form() -> None:
