@@ -484,3 +484,42 @@ def test_add_paused_pinned_unpin_and_reset(
     assert reset["name"] == "jobs" and "config" in reset
     assert cli(nats_url, "consumers", "reset", stream, "jobs") == EXIT_USAGE
     assert "refusing to reset consumer" in capsys.readouterr().err
+
+
+def test_a_server_too_old_for_reset_says_which_it_needs(
+    nats_server_factory: Any, capsys: Any
+) -> None:
+    # nats-server 2.12 (JetStream API level 3), faked by a responder on a plain server: it
+    # has the consumer, and no $JS.API.CONSUMER.RESET.
+    server = nats_server_factory(jetstream=False)
+    asked: list[str] = []
+    consumer = {
+        "stream_name": "OLD",
+        "name": "jobs",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"durable_name": "jobs", "ack_policy": "explicit", "deliver_policy": "all"},
+        "delivered": {"consumer_seq": 0, "stream_seq": 0},
+        "ack_floor": {"consumer_seq": 0, "stream_seq": 0},
+        "num_ack_pending": 0,
+        "num_redelivered": 0,
+        "num_waiting": 0,
+        "num_pending": 0,
+    }
+
+    def answer(msg: syncmsg.Msg) -> None:
+        asked.append(msg.subject)
+        if msg.subject == "$JS.API.INFO":
+            msg.respond(json.dumps({"api": {"level": 3, "total": 0, "errors": 0}}))
+        elif msg.subject == "$JS.API.CONSUMER.INFO.OLD.jobs":
+            msg.respond(json.dumps(consumer))
+        else:
+            msg.respond(json.dumps({"error": {"code": 400, "description": "unknown"}}))
+
+    with syncmsg.connect(server.url, timeout=5) as responder:
+        responder.subscribe("$JS.API.>", answer)
+        responder.flush()
+        assert main(["consumers", "reset", "OLD", "jobs", "--force", "-s", server.url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("syncmsg: error: ") and err.count("\n") == 1, err
+    assert "nats-server 2.14" in err and "level 3" in err, err
+    assert not any("RESET" in subject for subject in asked)  # refused before it was sent
