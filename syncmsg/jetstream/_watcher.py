@@ -43,6 +43,8 @@ T = TypeVar("T")
 Convert = Callable[[JsMsg], "T | None"]
 #: How long one wait of an iteration lasts before it looks again (so Ctrl-C gets through).
 _ITER_SLICE = 1.0
+#: How long one wait lasts while catching up, before caught_up is looked at again.
+_CATCH_UP_SLICE = 0.25
 
 
 class Watcher(Generic[T]):
@@ -128,7 +130,15 @@ class Watcher(Generic[T]):
             left = deadline.left()
             if left <= 0:
                 raise TimeoutError(f"no {self._what} update within {timeout:g}s")
-            item = self._convert(sub.next_msg(timeout=left))
+            if not self._marked:
+                # Catching up: the backlog may end without a message (its end went before
+                # it was delivered), so look at caught_up again every slice.
+                left = min(left, _CATCH_UP_SLICE)
+            try:
+                msg = sub.next_msg(timeout=left)
+            except TimeoutError:
+                continue  # the deadline, or caught_up, is looked at again above
+            item = self._convert(msg)
             if item is not None:
                 return item
 
