@@ -21,7 +21,7 @@ from syncmsg._errors import TimeoutError as SyncTimeoutError
 from syncmsg.cli._app import app, examples, output, settings
 from syncmsg.cli._confirm import FORCE_OPTION, confirm
 from syncmsg.cli._connect import connected
-from syncmsg.cli._exit import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, CommandFailed
+from syncmsg.cli._exit import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CommandFailed
 from syncmsg.cli._messages import payload_fields, read_data, show
 from syncmsg.cli._output import Column, Output
 from syncmsg.cli._units import (
@@ -236,7 +236,7 @@ def put(bucket: str, key: str, value: str | None, last: int | None, create: bool
     refused exits with status 1. JSON: {"bucket", "key", "revision"}.
     """
     if last is not None and create:
-        raise CommandFailed("give --last or --create, not both", 2)
+        raise CommandFailed("give --last or --create, not both", EXIT_USAGE)
     data = read_data(value)
     out = output()
     with connected(settings()) as client:
@@ -380,7 +380,7 @@ def watch(
     JSON: one entry object per line.
     """
     if include_history and updates_only:
-        raise CommandFailed("give --history or --updates-only, not both", 2)
+        raise CommandFailed("give --history or --updates-only, not both", EXIT_USAGE)
     out = output()
     deadline = None if wait is None else time.monotonic() + wait
     received = 0

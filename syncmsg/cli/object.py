@@ -10,6 +10,7 @@ Threading: runs on the main thread (the transfer calls the progress bar on it to
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -162,7 +163,7 @@ def ls(bucket: str | None) -> int:
             Column("name", "NAME"),
             Column("size", "SIZE", format_size, "right"),
             Column("chunks", "CHUNKS", format_count, "right"),
-            Column("modified", "MODIFIED", lambda stamp: _when_iso(stamp)),
+            Column("modified", "MODIFIED", _when_iso),
             Column("description", "DESCRIPTION", lambda text: text or ""),
         ],
         empty=f"no objects in {bucket}",
@@ -171,9 +172,8 @@ def ls(bucket: str | None) -> int:
 
 
 def _when_iso(stamp: str | None) -> str:
-    import datetime as dt
-
-    return when(dt.datetime.fromisoformat(stamp)) or "" if stamp else ""
+    """An object row's ISO time for people (to the second, UTC)."""
+    return (when(dt.datetime.fromisoformat(stamp)) or "") if stamp else ""
 
 
 # ============================================================================ put, get
