@@ -32,7 +32,7 @@ Layout: one module per command group, plus shared private helpers:
 * commands: ``server``, ``demo``, ``pub``, ``sub``, ``req`` (req, reply), ``streams``,
   ``health``, ``context``, ``bench``, ``services``, ``kv``, ``object``.
 
-Adding a command group (say ``kv``) takes one new module and one line:
+Adding a command group takes one new module and one line, as ``kv`` did (shortened):
 
 1. ``syncmsg/cli/kv.py``::
 
