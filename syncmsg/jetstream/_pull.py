@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import pub_command
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue
@@ -316,6 +317,8 @@ class PullSubscription(SubscriptionBase):
         if self._closed.is_set():
             raise ConnectionClosedError(f"pull subscription {self.name!r} is closed")
         wait = check_timeout(timeout, self._host.config.timeout)
+        tracing = _instrumentation.active
+        started = time.time_ns() if tracing is not None else 0
         conn = self._host.connection()
         fetch = _Fetch(batch, f"{self.stream}/{self.name}")
         # The server must end the request before we stop waiting for it.
@@ -330,6 +333,8 @@ class PullSubscription(SubscriptionBase):
             fetch.end(None)
         if fetch.error is not None and not fetch.msgs:
             raise fetch.error
+        if tracing is not None and fetch.msgs:
+            tracing.received(self, fetch.msgs, started)
         return list(fetch.msgs)
 
     def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
