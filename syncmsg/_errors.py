@@ -9,7 +9,10 @@ on the caller's).
     SyncMsgError
     ├── ConfigurationError(ValueError)        bad settings, missing key, bad URL, bad seed
     ├── InvalidSubjectError(ValueError)       empty token, space, CR/LF, misplaced wildcard,
-    │                                         longer than the server's control line
+    │   │                                     longer than the server's control line
+    │   ├── InvalidKeyError                   a key-value key (or key filter) that is not
+    │   │                                     ``[-/_=.a-zA-Z0-9]+``, or starts or ends with ``.``
+    │   └── InvalidBucketNameError            a bucket name that is not ``[a-zA-Z0-9_-]+``
     ├── InvalidHeaderError(ValueError)        header key or value not allowed on the wire
     ├── PayloadError(ValueError)              data cannot be encoded or decoded (NaN, ...)
     │   └── PayloadTooLargeError              larger than the server's max_payload
@@ -29,13 +32,30 @@ on the caller's).
     │                                         or the server wants a client certificate
     └── JetStreamError                        the JetStream API said no (code, err_code)
         ├── StreamNotFoundError
+        │   └── BucketNotFoundError           no such key-value bucket or object store
         ├── ConsumerNotFoundError
         ├── MessageNotFoundError              no message at that sequence / for that subject
         ├── WrongLastSequenceError            a publish expectation (expected_*) failed
-        └── DeadLetterError                   a dead-letter publish failed
+        │   └── KeyWrongLastSequenceError     a key's last revision was not the one given:
+        │       │                             a lost compare-and-set (also a KeyValueError)
+        │       └── KeyExistsError            kv.create(): the key has a value already
+        ├── DeadLetterError                   a dead-letter publish failed
+        ├── NotSupportedError                 the server's JetStream API level is too low
+        │                                     for this feature (consumer reset: 2.14)
+        ├── KeyValueError                     a key-value bucket said no
+        │   └── KeyNotFoundError(KeyError)    no such key, or not at that revision
+        │       └── KeyDeletedError           the key's latest entry is a delete or a purge
+        └── ObjectStoreError                  an object store said no
+            ├── ObjectNotFoundError           no such object (or it was deleted)
+            ├── ObjectAlreadyExistsError      a link or a rename onto an existing object
+            ├── BadObjectMetaError            an object's meta message cannot be read
+            └── ObjectDigestError             a chunk is missing or corrupt: the bytes read do
+                                              not match the object's size or SHA-256 digest
 
 JetStream API errors are mapped through one table, :class:`ApiErrorCode`: the error codes of
-nats-server's ``errors.json`` that syncmsg handles, each with its syncmsg class.
+nats-server's ``errors.json`` that syncmsg handles, each with its syncmsg class, and the
+class it stands for when the call was about a key-value bucket or an object store
+(:func:`map_store_error`: "no message" there is "no such key" or "no such object").
 
 nats-py exceptions never reach users: every bridge re-raises through :func:`map_error`, and
 a failed first connection through :func:`explain_connect_failure`. A *definite refusal*
@@ -57,19 +77,33 @@ from typing import Any, TypeAlias
 __all__ = [
     "ApiErrorCode",
     "AuthorizationError",
+    "BadObjectMetaError",
+    "BucketNotFoundError",
     "BufferFullError",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConsumerNotFoundError",
     "DeadLetterError",
+    "InvalidBucketNameError",
     "InvalidHeaderError",
+    "InvalidKeyError",
     "InvalidSubjectError",
     "JetStreamError",
+    "KeyDeletedError",
+    "KeyExistsError",
+    "KeyNotFoundError",
+    "KeyValueError",
+    "KeyWrongLastSequenceError",
     "LoopThreadError",
     "MessageNotFoundError",
     "NatsConnectionError",
     "NoRespondersError",
     "NoServersError",
+    "NotSupportedError",
+    "ObjectAlreadyExistsError",
+    "ObjectDigestError",
+    "ObjectNotFoundError",
+    "ObjectStoreError",
     "PayloadError",
     "PayloadTooLargeError",
     "RemoteError",
@@ -84,6 +118,7 @@ __all__ = [
     "is_definite_refusal",
     "map_api_error",
     "map_error",
+    "map_store_error",
 ]
 
 
@@ -97,6 +132,15 @@ class ConfigurationError(SyncMsgError, ValueError):
 
 class InvalidSubjectError(SyncMsgError, ValueError):
     """A subject, queue group or subject token is not valid for this operation."""
+
+
+class InvalidKeyError(InvalidSubjectError):
+    """A key-value key (or a key filter of a watch) that cannot be used: keys are
+    ``[-/_=.a-zA-Z0-9]+`` and neither start nor end with ``.`` (as in every NATS client)."""
+
+
+class InvalidBucketNameError(InvalidSubjectError):
+    """A key-value bucket or object store name that is not ``[a-zA-Z0-9_-]+``."""
 
 
 class InvalidHeaderError(SyncMsgError, ValueError):
@@ -221,6 +265,148 @@ class DeadLetterError(JetStreamError):
     """A message could not be moved to its dead-letter subject."""
 
 
+class NotSupportedError(JetStreamError):
+    """The server does not support this feature: its JetStream API level is lower than the
+    feature needs (``js.account_info().api.level``; nats-server 2.11 is level 1, 2.12 is
+    2, 2.14 is 4), or the server refused a request that requires a higher level.
+
+    ``feature`` names what was asked for, ``required_level`` the API level it needs and
+    ``server_level`` the level the server reported (None when unknown).
+    """
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        feature: str = "",
+        required_level: int | None = None,
+        server_level: int | None = None,
+        **api: Any,
+    ) -> None:
+        super().__init__(description, **api)
+        self.feature = feature
+        self.required_level = required_level
+        self.server_level = server_level
+
+
+class BucketNotFoundError(StreamNotFoundError):
+    """The key-value bucket or object store does not exist (its stream does not)."""
+
+
+class _StoreError(JetStreamError):
+    """An error about a key-value bucket or an object store, which names them: ``bucket``,
+    and ``key`` (a key-value key or an object's name) when there is one."""
+
+    def __init__(
+        self,
+        description: str = "",
+        *,
+        bucket: str | None = None,
+        key: str | None = None,
+        code: int | None = None,
+        err_code: int | None = None,
+        stream: str | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        text = description or self._default
+        named = (("bucket", bucket), (self._key_word, key))
+        names = [f"{what} {name!r}" for what, name in named if name is not None]
+        SyncMsgError.__init__(self, f"{text} ({', '.join(names)})" if names else text)
+        self.description = description
+        self.code = code
+        self.err_code = err_code
+        self.stream = stream
+        self.consumer = consumer
+        self.bucket = bucket
+        self.key = key
+
+    _key_word = "key"  # what ``key`` is called in the message
+    _default = "refused"  # the message without a description
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # not KeyError's quoted form
+
+
+class KeyValueError(_StoreError):
+    """A key-value bucket refused an operation."""
+
+    _default = "key-value operation refused"
+
+
+class KeyNotFoundError(KeyValueError, KeyError):
+    """The key has no value (never had one, or not at that revision).
+
+    Also a :class:`KeyError`, so that ``except KeyError`` reads naturally around ``kv.get``.
+    """
+
+    _default = "key not found"
+
+
+class KeyDeletedError(KeyNotFoundError):
+    """The key's latest entry is a delete or a purge marker: ``entry`` is that marker
+    (``entry.operation`` is ``"DEL"`` or ``"PURGE"``, ``entry.revision`` its revision)."""
+
+    _default = "key deleted"
+
+    def __init__(self, description: str = "", *, entry: Any = None, **about: Any) -> None:
+        super().__init__(description, **about)
+        self.entry = entry
+
+    @property
+    def operation(self) -> str | None:
+        return None if self.entry is None else str(self.entry.operation)
+
+    @property
+    def revision(self) -> int | None:
+        return None if self.entry is None else int(self.entry.revision)
+
+
+class KeyWrongLastSequenceError(WrongLastSequenceError, KeyValueError):
+    """The key's latest revision was not the one given (``kv.update(..., last=)``,
+    ``kv.delete(..., last=)``): another writer got there first. The error a compare-and-set
+    loop (a leader lease, a counter) catches before it reads the key again."""
+
+    _default = "wrong last revision"
+
+
+class KeyExistsError(KeyWrongLastSequenceError):
+    """``kv.create()``: the key has a value already (its latest entry is not a delete)."""
+
+    _default = "key exists"
+
+
+class ObjectStoreError(_StoreError):
+    """An object store refused an operation."""
+
+    _key_word = "object"
+    _default = "object store operation refused"
+
+
+class ObjectNotFoundError(ObjectStoreError):
+    """No such object in the store (or it was deleted)."""
+
+    _default = "object not found"
+
+
+class ObjectAlreadyExistsError(ObjectStoreError):
+    """A link or a rename would replace an object that exists (and is not a link)."""
+
+    _default = "object exists"
+
+
+class BadObjectMetaError(ObjectStoreError):
+    """An object's meta message is not the object info JSON every NATS client writes."""
+
+    _default = "unreadable object meta"
+
+
+class ObjectDigestError(ObjectStoreError):
+    """The object's chunks do not add up: one is missing or corrupt, so their size or their
+    SHA-256 digest differs from the object's info. No wrong bytes are returned."""
+
+    _default = "object digest mismatch"
+
+
 # ===================================================================== JetStream API errors
 
 
@@ -235,42 +421,99 @@ class ApiErrorCode(int, enum.Enum):
     """
 
     error_class: type[JetStreamError]
+    #: The class raised instead when the call was about a key-value bucket (None: the same).
+    kv_class: type[JetStreamError] | None
+    #: The class raised instead when the call was about an object store (None: the same).
+    object_class: type[JetStreamError] | None
 
-    def __new__(cls, code: int, error_class: type[JetStreamError]) -> ApiErrorCode:
+    def __new__(
+        cls,
+        code: int,
+        error_class: type[JetStreamError],
+        kv_class: type[JetStreamError] | None = None,
+        object_class: type[JetStreamError] | None = None,
+    ) -> ApiErrorCode:
         member = int.__new__(cls, code)
         member._value_ = code
         member.error_class = error_class
+        member.kv_class = kv_class
+        member.object_class = object_class
         return member
 
     #: 404 no such consumer.
     CONSUMER_NOT_FOUND = 10014, ConsumerNotFoundError
-    #: 404 no message at that sequence, or for that subject.
-    NO_MESSAGE_FOUND = 10037, MessageNotFoundError
+    #: 404 no message at that sequence, or for that subject: no such key, no such object.
+    NO_MESSAGE_FOUND = 10037, MessageNotFoundError, KeyNotFoundError, ObjectNotFoundError
     #: 400 ``sequence N not found`` (deleting a message that is not there).
-    SEQUENCE_NOT_FOUND = 10043, MessageNotFoundError
-    #: 400 a stream of that name exists with another configuration.
+    SEQUENCE_NOT_FOUND = 10043, MessageNotFoundError, KeyNotFoundError, ObjectNotFoundError
+    #: 400 a stream of that name exists with another configuration (a bucket, too).
     STREAM_NAME_IN_USE = 10058, JetStreamError
-    #: 404 no such stream.
-    STREAM_NOT_FOUND = 10059, StreamNotFoundError
+    #: 404 no such stream: no such bucket.
+    STREAM_NOT_FOUND = 10059, StreamNotFoundError, BucketNotFoundError, BucketNotFoundError
     #: 400 ``Nats-Expected-Stream`` did not match.
     EXPECTED_STREAM_MISMATCH = 10060, WrongLastSequenceError
     #: 400 ``Nats-Expected-Last-Msg-Id`` did not match.
     WRONG_LAST_MSG_ID = 10070, WrongLastSequenceError
     #: 400 ``Nats-Expected-Last-Sequence`` or ``Nats-Expected-Last-Subject-Sequence`` did
-    #: not match.
-    WRONG_LAST_SEQUENCE = 10071, WrongLastSequenceError
+    #: not match: for a key, a lost compare-and-set.
+    WRONG_LAST_SEQUENCE = 10071, WrongLastSequenceError, KeyWrongLastSequenceError
+    #: 400 a write to a sealed stream (a sealed object store).
+    STREAM_SEALED = 10109, JetStreamError
     #: 400 a consumer of that name exists with another configuration (create only).
     CONSUMER_ALREADY_EXISTS = 10148, JetStreamError
     #: 400 the consumer to update does not exist (update only).
     CONSUMER_DOES_NOT_EXIST = 10149, ConsumerNotFoundError
-    #: 400 the wrong last sequence, without the number.
-    WRONG_LAST_SEQUENCE_CONSTANT = 10164, WrongLastSequenceError
+    #: 400 the wrong last sequence, without the number (replicated streams).
+    WRONG_LAST_SEQUENCE_CONSTANT = 10164, WrongLastSequenceError, KeyWrongLastSequenceError
     #: 400 a ``Nats-TTL`` header the server cannot read (less than a second, say).
     MESSAGE_TTL_INVALID = 10165, JetStreamError
     #: 400 a ``Nats-TTL`` header on a stream without ``allow_msg_ttl``.
     MESSAGE_TTL_DISABLED = 10166, JetStreamError
     #: 429 the stream's ingest queue is full (a rate limit): worth another try, later.
     TOO_MANY_REQUESTS = 10167, JetStreamError
+    # -- priority groups (nats-server 2.11) ----------------------------------------------
+    #: 400 a priority policy without a priority group.
+    PRIORITY_POLICY_WITHOUT_GROUP = 10159, JetStreamError
+    #: 400 the priority group is not one of the consumer's (a pull request, an unpin).
+    INVALID_PRIORITY_GROUP = 10160, JetStreamError
+    #: 400 a priority group name the server refuses (A-Z a-z 0-9 ``-_/=)+``, at most 16).
+    INVALID_GROUP_NAME = 10162, JetStreamError
+    # -- counters (nats-server 2.12) -------------------------------------------------------
+    #: 400 a ``Nats-Incr`` header on a stream without ``allow_msg_counter``.
+    COUNTER_DISABLED = 10168, JetStreamError
+    #: 400 a message without ``Nats-Incr`` on a counter stream.
+    COUNTER_INCREMENT_MISSING = 10169, JetStreamError
+    #: 400 an increment with a payload.
+    COUNTER_HAS_PAYLOAD = 10170, JetStreamError
+    #: 400 an increment that is not an integer (or combined with a header it cannot be).
+    COUNTER_INCREMENT_INVALID = 10171, JetStreamError
+    #: 400 the subject's last message is not a counter value.
+    COUNTER_BROKEN = 10172, JetStreamError
+    # -- atomic batches (nats-server 2.12) -------------------------------------------------
+    #: 400 a batch to a stream without ``allow_atomic``.
+    ATOMIC_PUBLISH_DISABLED = 10174, JetStreamError
+    #: 400 a batch message without its ``Nats-Batch-Sequence``.
+    ATOMIC_PUBLISH_MISSING_SEQ = 10175, JetStreamError
+    #: 400 the batch has a gap (a message was lost) or was abandoned: nothing was stored.
+    ATOMIC_PUBLISH_INCOMPLETE = 10176, JetStreamError
+    #: 400 a header a batch cannot carry (``Nats-Expected-Last-Msg-Id``).
+    ATOMIC_PUBLISH_UNSUPPORTED_HEADER = 10177, JetStreamError
+    #: 400 a batch id longer than 64 characters.
+    ATOMIC_PUBLISH_INVALID_BATCH_ID = 10179, JetStreamError
+    #: 412 the request needs a higher JetStream API level than the server's.
+    REQUIRED_API_LEVEL = 10185, NotSupportedError
+    #: 400 more messages in a batch than the server allows (1000 by default).
+    ATOMIC_PUBLISH_TOO_LARGE = 10199, JetStreamError
+    #: 400 a batch's commit header is neither ``1`` nor ``eob``.
+    ATOMIC_PUBLISH_INVALID_COMMIT = 10200, JetStreamError
+    #: 400 a batch with a ``Nats-Msg-Id`` the stream (or the batch) already has: nothing
+    #: was stored.
+    ATOMIC_PUBLISH_DUPLICATE_MSG_ID = 10201, JetStreamError
+    # -- consumer reset (nats-server 2.14) -------------------------------------------------
+    #: 400 a reset to a sequence the consumer's deliver policy does not allow.
+    CONSUMER_INVALID_RESET = 10204, JetStreamError
+    #: 429 too many atomic batches in flight on the stream (50) or the server (1000).
+    ATOMIC_PUBLISH_TOO_MANY_INFLIGHT = 10210, JetStreamError
 
 
 _API_ERROR_CODES: dict[int, ApiErrorCode] = {int(member): member for member in ApiErrorCode}
@@ -308,6 +551,45 @@ def map_api_error(
         stream=stream,
         consumer=consumer,
     )
+
+
+def map_store_error(
+    exc: JetStreamError, store: str, *, bucket: str, key: str | None = None
+) -> JetStreamError:
+    """What a JetStream error means for a key-value bucket (``store="kv"``) or an object
+    store (``store="object"``): the class of :class:`ApiErrorCode`'s ``kv_class`` or
+    ``object_class`` column, naming ``bucket`` and ``key`` (a key, or an object's name).
+
+    Errors without an ``err_code`` (a direct get's 404, "no stream captures ...") are read
+    by their class, through the table's row for that class. Anything the table does not
+    translate is returned as it is.
+    """
+    if isinstance(exc, _StoreError):
+        return exc
+    column = "kv_class" if store == "kv" else "object_class"
+    member = _API_ERROR_CODES.get(exc.err_code) if isinstance(exc.err_code, int) else None
+    if member is None:
+        member = next(
+            (m for m in ApiErrorCode if m.error_class is type(exc) and getattr(m, column)),
+            None,
+        )
+    cls = None if member is None else getattr(member, column)
+    if cls is None:
+        return exc
+    about: dict[str, Any] = {
+        "code": exc.code,
+        "err_code": exc.err_code,
+        "stream": exc.stream,
+        "consumer": exc.consumer,
+    }
+    if issubclass(cls, KeyWrongLastSequenceError):  # the server's text has the revision
+        mapped: JetStreamError = cls(exc.description, bucket=bucket, key=key, **about)
+    elif issubclass(cls, _StoreError):
+        mapped = cls(bucket=bucket, key=key, **about)
+    else:
+        mapped = cls(f"bucket {bucket!r} not found", **about)
+    mapped.__cause__ = exc
+    return mapped
 
 
 # ===================================================================== nats-py → syncmsg

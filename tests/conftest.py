@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 import syncmsg
 from syncmsg.testing import wait_until as wait_until_poll
+
+# Hypothesis's per-example deadline (200 ms) measures the machine, not the code: on CI's
+# shared cores it failed examples that took longer under load. pytest-timeout still bounds
+# every test.
+settings.register_profile("syncmsg", deadline=None)
+settings.load_profile("syncmsg")
 
 
 @pytest.fixture

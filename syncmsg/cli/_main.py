@@ -5,6 +5,7 @@ Threading: import time only.
 
 from syncmsg.cli import (  # noqa: F401  (imported for their commands)
     bench,
+    consumers,
     context,
     demo,
     health,

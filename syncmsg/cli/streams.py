@@ -1,7 +1,10 @@
-"""``syncmsg streams ensure|ls|info``: JetStream streams, in human units.
+"""``syncmsg streams ensure|ls|info|rm|purge|view|get``: JetStream streams, in human units.
 
 Sizes and durations read the same in flags and in stream files (JSON or YAML): ``1G``,
-``512MiB``, ``7d``, ``2m`` (numbers are bytes and seconds), and print in the same units.
+``512MiB``, ``7d``, ``2m`` (numbers are bytes and seconds), and print in the same units;
+``info`` never prints the API's nanoseconds. ``rm`` and ``purge`` ask first, unless
+``--force`` (see :mod:`syncmsg.cli._confirm`). ``view`` and ``get`` read stored messages
+without a consumer (the stream's message API), as ``nats stream view|get`` show them.
 
 Threading: runs on the main thread.
 """
@@ -13,15 +16,17 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncmsg._errors import StreamNotFoundError
+from syncmsg._errors import MessageNotFoundError, StreamNotFoundError
 from syncmsg.cli._app import app, examples, output, settings
+from syncmsg.cli._confirm import FORCE_OPTION, confirm
 from syncmsg.cli._connect import connected
 from syncmsg.cli._exit import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, CommandFailed, one_line
-from syncmsg.cli._output import Column
+from syncmsg.cli._messages import payload_fields, show
+from syncmsg.cli._output import Column, Output
 from syncmsg.cli._units import (
     DURATION,
     SIZE,
@@ -35,7 +40,10 @@ from syncmsg.cli._units import (
     parse_size,
 )
 
-__all__ = ["load_stream_file", "streams"]
+if TYPE_CHECKING:
+    from syncmsg.jetstream import JetStream, RawStreamMsg
+
+__all__ = ["api_rows", "load_stream_file", "streams", "when"]
 
 #: StreamSpec fields that are sizes, durations and counts, for stream files.
 SIZE_FIELDS = ("max_bytes", "max_msg_size")
@@ -46,16 +54,20 @@ _LIMIT = CountType(minimum=0)
 
 @app.group(
     "streams",
-    short_help="JetStream streams: ensure, ls, info.",
+    short_help="JetStream streams: ensure, ls, info, rm, purge, view, get.",
     epilog=examples(
         "syncmsg streams ensure ORDERS --subjects 'orders.>' --max-age 7d --max-bytes 1GiB",
         "syncmsg streams ensure --file streams.yaml",
         "syncmsg streams ls",
         "syncmsg streams info ORDERS",
+        "syncmsg streams view ORDERS 20 --since 1h",
+        "syncmsg streams get ORDERS --last-for orders.42.status",
+        "syncmsg streams purge ORDERS --subject 'orders.test.>' --force",
+        "syncmsg streams rm ORDERS --force",
     ),
 )
 def streams() -> None:
-    """Create, update and inspect JetStream streams."""
+    """Create, update, inspect and remove JetStream streams; read their messages."""
 
 
 # ============================================================================ files
@@ -159,6 +171,27 @@ def _split_subjects(values: Iterable[str]) -> tuple[str, ...]:
     "--duplicate-window", type=DURATION, help="Nats-Msg-Id dedup window, e.g. 2m. [default: 2m]"
 )
 @click.option("--description", help="What the stream is for.")
+@click.option(
+    "--allow-direct/--no-allow-direct",
+    default=None,
+    help="Answer direct gets from any replica. [default: the server's]",
+)
+@click.option(
+    "--allow-msg-ttl", is_flag=True, default=None, help="Allow per-message TTLs (Nats-TTL)."
+)
+@click.option(
+    "--allow-atomic/--no-allow-atomic",
+    "--allow-batch/--no-allow-batch",
+    default=None,
+    help="Allow atomic batch publishing (nats-server 2.12).",
+)
+@click.option(
+    "--allow-counter",
+    "allow_msg_counter",
+    is_flag=True,
+    default=None,
+    help="Make it a counter stream (Nats-Incr; nats-server 2.12; only when creating it).",
+)
 def ensure(name: str | None, file_: str | None, **options: Any) -> int:
     """Create stream NAME, or update the settings that differ (messages are kept).
 
@@ -274,6 +307,35 @@ def _limit_count(value: Any) -> str:
     return "unlimited" if value is None or value < 0 else format_count(value)
 
 
+#: The API's durations (nanoseconds), wherever they appear: printed in human units.
+NANOS_FIELDS = frozenset(
+    {
+        "max_age",
+        "duplicate_window",
+        "subject_delete_marker_ttl",
+        "inactive_threshold",
+        "ack_wait",
+        "idle_heartbeat",
+        "max_expires",
+        "pause_remaining",
+        "priority_timeout",
+        "active",
+        "backoff",
+    }
+)
+
+
+def _human(key: str, value: Any) -> str:
+    """Any API value for people: durations in units, nested objects as ``key: value``."""
+    if key in NANOS_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        return format_nanos(int(value), zero="0s")
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')}: {_human(k, v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_human(key, item) for item in value) or "-"
+    return str(value)
+
+
 #: How ``info`` prints the API's config fields: (key, label, formatter), in this order.
 _CONFIG_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("description", "description", str),
@@ -289,6 +351,11 @@ _CONFIG_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("max_msgs_per_subject", "max per subject", _limit_count),
     ("max_consumers", "max consumers", _limit_count),
     ("duplicate_window", "duplicate window", lambda v: format_nanos(v, zero="off")),
+    (
+        "subject_delete_marker_ttl",
+        "delete marker TTL",
+        lambda v: format_nanos(v, zero="off"),
+    ),
     ("compression", "compression", str),
     ("created", "created", str),
 )
@@ -305,9 +372,11 @@ _STATE_FIELDS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def _rows(
+def api_rows(
     values: dict[str, Any], known: Iterable[tuple[str, str, Callable[[Any], str]]], skip: set[str]
 ) -> list[tuple[str, str]]:
+    """``(label, text)`` rows of an API object: the ``known`` fields first, in their order
+    and with their formatters, then every other field that is set, in human units."""
     rows = []
     seen = set(skip)
     for key, label, formatter in known:
@@ -318,8 +387,7 @@ def _rows(
         value = values[key]
         if value in (None, "", [], {}, False):
             continue
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        rows.append((key.replace("_", " "), text))
+        rows.append((key.replace("_", " "), _human(key, value)))
     return rows
 
 
@@ -348,21 +416,225 @@ def info(name: str) -> int:
     if out.json:
         out.emit({"name": name, "config": config, "state": state}, None)
         return EXIT_OK
-    shown_config = dict(config, created=_when(stream.created))
+    shown_config = dict(config, created=when(stream.created))
     metadata = {
         k: v for k, v in (config.get("metadata") or {}).items() if not k.startswith("_nats")
     }
     shown_config["metadata"] = metadata or None
     shown_state = dict(
-        state, first_ts=_when(stream.state.first_ts), last_ts=_when(stream.state.last_ts)
+        state, first_ts=when(stream.state.first_ts), last_ts=when(stream.state.last_ts)
     )
-    out.fields(f"stream {name}", _rows(shown_config, _CONFIG_FIELDS, {"name"}))
-    out.fields("state", _rows(shown_state, _STATE_FIELDS, set()))
+    out.fields(f"stream {name}", api_rows(shown_config, _CONFIG_FIELDS, {"name"}))
+    out.fields("state", api_rows(shown_state, _STATE_FIELDS, set()))
     return EXIT_OK
 
 
-def _when(stamp: dt.datetime | None) -> str | None:
+def when(stamp: dt.datetime | None) -> str | None:
     """``2024-05-01 12:00:03 UTC`` (to the second), or None."""
     if stamp is None:
         return None
     return stamp.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ============================================================================ rm, purge
+
+
+def _stream_or_exit(js: JetStream, name: str) -> Any:
+    try:
+        return js.stream_info(name)
+    except StreamNotFoundError:
+        raise CommandFailed(f"no stream named {name!r}", EXIT_NOT_FOUND) from None
+
+
+@streams.command(
+    "rm",
+    short_help="Delete a stream and its messages.",
+    epilog=examples("syncmsg streams rm ORDERS", "syncmsg streams rm ORDERS --force --json"),
+)
+@click.argument("name")
+@FORCE_OPTION
+def rm(name: str, force: bool) -> int:
+    """Delete stream NAME, its messages and its consumers. It cannot be undone.
+
+    Asks first on a terminal; elsewhere (a script) it needs --force. JSON:
+    {"stream", "deleted": true}. An unknown NAME exits with status 5.
+    """
+    out = output()
+    with connected(settings()) as client:
+        js = client.jetstream()
+        info = _stream_or_exit(js, name)
+        confirm(
+            f"delete stream {name}",
+            force=force,
+            detail=f" ({format_count(info.state.messages)} messages, "
+            f"{format_count(info.state.consumer_count)} consumers)",
+        )
+        js.delete_stream(name)
+    out.emit({"stream": name, "deleted": True}, f"deleted stream {name}")
+    return EXIT_OK
+
+
+@streams.command(
+    "purge",
+    short_help="Remove a stream's messages (all, or by subject, sequence or count).",
+    epilog=examples(
+        "syncmsg streams purge ORDERS --force",
+        "syncmsg streams purge ORDERS --subject 'orders.test.>'",
+        "syncmsg streams purge ORDERS --keep 1000 --force",
+        "syncmsg streams purge ORDERS --seq 5000 --force --json",
+    ),
+)
+@click.argument("name")
+@click.option("--subject", metavar="SUBJECT", help="Only messages on this subject (wildcards).")
+@click.option("--seq", type=click.IntRange(min=1), metavar="SEQ", help="Those below this sequence.")
+@click.option("--keep", type=_LIMIT, help="Keep this many of the newest, e.g. 1000, 10k.")
+@FORCE_OPTION
+def purge(name: str, subject: str | None, seq: int | None, keep: int | None, force: bool) -> int:
+    """Remove the messages of stream NAME (the stream and its consumers stay).
+
+    --subject limits it to one subject; --seq removes those below a sequence, --keep all
+    but the newest N (not both). Asks first on a terminal; elsewhere it needs --force.
+    JSON: {"stream", "purged"}.
+    """
+    if seq is not None and keep is not None:
+        raise CommandFailed("give --seq or --keep, not both", EXIT_USAGE)
+    out = output()
+    with connected(settings()) as client:
+        js = client.jetstream()
+        info = _stream_or_exit(js, name)
+        which = f" on {subject}" if subject else ""
+        if seq is not None:
+            which += f" below #{seq}"
+        if keep is not None:
+            which += f" but the newest {format_count(keep)}"
+        confirm(
+            f"purge stream {name}",
+            force=force,
+            detail=f" (every message{which}; it holds {format_count(info.state.messages)})",
+        )
+        purged = js.purge_stream(name, subject=subject, seq=seq, keep=keep)
+    out.emit(
+        {"stream": name, "purged": purged}, f"purged {format_count(purged)} messages from {name}"
+    )
+    return EXIT_OK
+
+
+# ============================================================================ view, get
+
+
+def _message_fields(msg: RawStreamMsg) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "stream": msg.stream,
+        "seq": msg.seq,
+        "subject": msg.subject,
+        "time": msg.time.isoformat() if msg.time else None,
+    }
+    if msg.headers:
+        fields["headers"] = msg.headers
+    fields.update(payload_fields(msg.data))
+    return fields
+
+
+def _print_stored(out: Output, msg: RawStreamMsg, *, detailed: bool) -> None:
+    stamp = when(msg.time) or "?"
+    if detailed:
+        lines = [f"{msg.stream} #{msg.seq} on {msg.subject}, stored {stamp}"]
+        if msg.headers:
+            lines.append("headers:")
+            lines += [f"  {key}: {value}" for key, value in msg.headers.items()]
+        lines += ["", show(msg.data)]
+    else:
+        lines = [f"[#{msg.seq}] {msg.subject} ({stamp}): {show(msg.data)}"]
+        lines += [f"  {key}: {value}" for key, value in (msg.headers or {}).items()]
+    out.emit(_message_fields(msg), "\n".join(lines))
+
+
+@streams.command(
+    "view",
+    short_help="Show a stream's messages, oldest first.",
+    epilog=examples(
+        "syncmsg streams view ORDERS",
+        "syncmsg streams view ORDERS 50 --subject 'orders.*.status'",
+        "syncmsg streams view ORDERS --since 1h --json | jq .data",
+        "syncmsg streams view ORDERS 10 --id 5000",
+    ),
+)
+@click.argument("name")
+@click.argument("count", type=CountType(minimum=1), default="10")
+@click.option("--id", "start", type=click.IntRange(min=1), metavar="SEQ", help="Start here.")
+@click.option("--since", type=DURATION, help="Start with messages this recent, e.g. 1h, 30m.")
+@click.option("--subject", metavar="SUBJECT", help="Only messages on this subject (wildcards).")
+def view(
+    name: str, count: int, start: int | None, since: dt.timedelta | None, subject: str | None
+) -> int:
+    """Show up to COUNT (default 10) messages of stream NAME, oldest first.
+
+    Text: '[#5] orders.created (2024-05-01 12:00:03 UTC): {"id": 42}' and the headers on
+    indented lines. JSON: one object per message (stream, seq, subject, time, headers,
+    data or data_base64). Reading needs no consumer and acknowledges nothing.
+    """
+    if start is not None and since is not None:
+        raise CommandFailed("give --id or --since, not both", EXIT_USAGE)
+    out = output()
+    shown = 0
+    filter_subject = subject or ">"
+    with connected(settings()) as client:
+        js = client.jetstream()
+        _stream_or_exit(js, name)
+        try:
+            if since is not None:
+                start_time = dt.datetime.now(dt.timezone.utc) - since
+                msg = js.get_msg(name, start_time=start_time, subject=filter_subject)
+            else:
+                msg = js.get_msg(name, start or 1, subject=filter_subject, next=True)
+            while True:
+                _print_stored(out, msg, detailed=False)
+                shown += 1
+                if shown >= count:
+                    break
+                msg = js.get_msg(name, msg.seq + 1, subject=filter_subject, next=True)
+        except MessageNotFoundError:
+            pass  # the end of the stream
+    if not shown:
+        out.status(f"no messages in {name}" + (f" on {subject}" if subject else ""))
+    return EXIT_OK
+
+
+@streams.command(
+    "get",
+    short_help="Show one stored message, by sequence or the last on a subject.",
+    epilog=examples(
+        "syncmsg streams get ORDERS 42",
+        "syncmsg streams get ORDERS --last-for orders.42.status",
+        "syncmsg streams get ORDERS 42 --json | jq -r .data",
+    ),
+)
+@click.argument("name")
+@click.argument("seq", type=click.IntRange(min=1), required=False)
+@click.option(
+    "-S", "--last-for", metavar="SUBJECT", help="The last message on this subject instead."
+)
+def get(name: str, seq: int | None, last_for: str | None) -> int:
+    """Show the message at SEQ in stream NAME, or the last one on --last-for SUBJECT: its
+    subject, time, headers and payload.
+
+    JSON: {"stream", "seq", "subject", "time", "headers", "data" or "data_base64"}. No
+    such message exits with status 5.
+    """
+    if (seq is None) == (last_for is None):
+        raise CommandFailed("give a sequence SEQ or --last-for SUBJECT", EXIT_USAGE)
+    out = output()
+    with connected(settings()) as client:
+        js = client.jetstream()
+        _stream_or_exit(js, name)
+        try:
+            if last_for is not None:
+                msg = js.get_last_msg(name, last_for)
+            else:
+                assert seq is not None
+                msg = js.get_msg(name, seq)
+        except MessageNotFoundError:
+            where = f"on {last_for}" if last_for else f"at #{seq}"
+            raise CommandFailed(f"no message {where} in {name}", EXIT_NOT_FOUND) from None
+    _print_stored(out, msg, detailed=True)
+    return EXIT_OK

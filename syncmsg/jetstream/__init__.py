@@ -21,10 +21,15 @@ The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (
 (leases), ``_options`` (subscribe's arguments as consumer configurations), ``_consumer``
 (continuously pulling subscriptions and the ack policy),
 ``_deadletter`` (dead letters), ``_ordered`` (ordered consumers), ``_message`` (``JsMsg``),
-``_context`` (the ``JetStream`` facade).
+``_features`` (the server's API level and what it has), ``_consumer_admin`` (pause, resume,
+unpin, reset), ``_batch`` (atomic batches), ``_counters`` (counter values),
+``_watcher`` (watchers of key-value and object stores), ``_stores`` (their calls on the
+facade), ``_context`` (the ``JetStream`` facade). Key-value buckets are
+:mod:`syncmsg.jetstream.kv`, object stores :mod:`syncmsg.jetstream.object_store`.
 """
 
 from syncmsg._errors import ApiErrorCode
+from syncmsg.jetstream._batch import BatchMessage
 from syncmsg.jetstream._consumer import (
     JetStreamSubscription,
     JetStreamSyncSubscription,
@@ -56,11 +61,15 @@ from syncmsg.jetstream._models import (
     Compression,
     ConsumerConfig,
     ConsumerInfo,
+    ConsumerPause,
+    ConsumerReset,
     DeliverPolicy,
     DiscardPolicy,
     ExternalStream,
     PeerInfo,
     Placement,
+    PriorityGroupState,
+    PriorityPolicy,
     PubAck,
     RawStreamMsg,
     ReplayPolicy,
@@ -81,6 +90,7 @@ from syncmsg.jetstream._publish import TTL as TTL_HEADER
 from syncmsg.jetstream._publish import new_msg_id
 from syncmsg.jetstream._pull import PullSubscription
 from syncmsg.jetstream._streams import drift
+from syncmsg.jetstream._watcher import Watcher
 
 __all__ = [
     "DEAD_LETTER_CONSUMER",
@@ -95,10 +105,13 @@ __all__ = [
     "AccountInfo",
     "AckPolicy",
     "ApiErrorCode",
+    "BatchMessage",
     "ClusterInfo",
     "Compression",
     "ConsumerConfig",
     "ConsumerInfo",
+    "ConsumerPause",
+    "ConsumerReset",
     "DeliverPolicy",
     "DiscardPolicy",
     "ExternalStream",
@@ -110,6 +123,8 @@ __all__ = [
     "OrderedSyncSubscription",
     "PeerInfo",
     "Placement",
+    "PriorityGroupState",
+    "PriorityPolicy",
     "PubAck",
     "PullSubscription",
     "RawStreamMsg",
@@ -124,6 +139,7 @@ __all__ = [
     "StreamSpec",
     "StreamState",
     "SubjectTransform",
+    "Watcher",
     "dead_letter",
     "drift",
     "new_msg_id",

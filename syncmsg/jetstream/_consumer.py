@@ -52,7 +52,7 @@ from syncmsg.jetstream._flow import Flow
 from syncmsg.jetstream._leaser import Leaser
 from syncmsg.jetstream._message import JsMsg, describe
 from syncmsg.jetstream._models import ConsumerConfig, ConsumerInfo
-from syncmsg.jetstream._pull import ACK_PREFIX, Puller, no_limit
+from syncmsg.jetstream._pull import ACK_PREFIX, Puller, PullGroup, no_limit
 
 if TYPE_CHECKING:
     from syncmsg._connection import Connection
@@ -96,6 +96,7 @@ class PulledSubscription(SubscriptionBase):
         error_callback: ErrorCallback | None = None,
         heartbeat: float | None = None,
         expires: float = PULL_EXPIRES,
+        pull_group: PullGroup | None = None,
     ) -> None:
         client = js.client
         handoff = MessageQueue(conn.loop, prefetch + 64, client.config.pending_bytes_limit)
@@ -118,6 +119,7 @@ class PulledSubscription(SubscriptionBase):
             expires=expires,
             heartbeat=heartbeat,
             inbox=client.new_inbox(),
+            group=pull_group,
         )
         self._puller.next_subject = self._next_subject(name)
         self._tick = (
@@ -179,6 +181,8 @@ class PulledSubscription(SubscriptionBase):
                 puller.dispatch(nats_msg)
         if not arrived:
             return
+        if puller.group is not None and puller.group.pinned:
+            puller.pinned(arrived)
         msgs = self._accept(arrived)
         if not msgs:
             return
@@ -352,6 +356,8 @@ class PulledSubscription(SubscriptionBase):
             stream=self.stream,
             consumer=self.name,
             durable=self.durable,
+            group=self.group,
+            pinned=self.pin_id is not None,
             handled=self.handled,
             failed=self.failed,
             in_hand=self._flow.in_hand,
@@ -362,6 +368,18 @@ class PulledSubscription(SubscriptionBase):
     def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
         """The server's view of this subscription's consumer."""
         return self._js.consumer_info(self.stream, self.name, timeout=timeout)
+
+    @property
+    def group(self) -> str | None:
+        """The priority group this subscription pulls as (None: the consumer has none)."""
+        group = self._puller.group
+        return None if group is None else group.group
+
+    @property
+    def pin_id(self) -> str | None:
+        """The pin the server gave this subscription in a ``pinned_client`` consumer: it is
+        the client that gets the group's messages. None while another client is pinned."""
+        return self._puller.pin_id
 
     def unsubscribe(self, limit: int | None = None) -> None:
         """Stop now: queued messages are given back (nak) and not handled. An ephemeral

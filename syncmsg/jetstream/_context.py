@@ -8,7 +8,8 @@ hands a coroutine to the loop. Background threads are started by
 :mod:`syncmsg.jetstream._publish_async`) and by the subscriptions (workers and a keeper,
 see :mod:`syncmsg.jetstream._consumer` and :mod:`syncmsg.jetstream._ordered`).
 
-The stream and message calls are :class:`~syncmsg.jetstream._streams.StreamManager`'s;
+The stream and message calls are :class:`~syncmsg.jetstream._streams.StreamManager`'s,
+the key-value and object store calls :class:`~syncmsg.jetstream._stores.StoreManager`'s;
 this module adds consumers, publishing and subscribing.
 """
 
@@ -18,12 +19,12 @@ import concurrent.futures
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from syncmsg._codec import Data, Headers
 from syncmsg._deadline import check_timeout
-from syncmsg._errors import ConfigurationError, SyncMsgError
+from syncmsg._errors import ConfigurationError, MessageNotFoundError, SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import (
@@ -34,18 +35,24 @@ from syncmsg._subjects import (
 )
 from syncmsg._types import ErrorCallback
 from syncmsg.jetstream._api import ApiClient
+from syncmsg.jetstream._batch import BATCH_COMMIT, BATCH_ID, BatchMessage, BatchPublisher
 from syncmsg.jetstream._consumer import (
+    PULL_EXPIRES,
     JetStreamSubscription,
     JetStreamSyncSubscription,
     PulledSubscription,
 )
+from syncmsg.jetstream._consumer_admin import ConsumerAdmin
+from syncmsg.jetstream._counters import INCREMENT, counter_of, increment_header
 from syncmsg.jetstream._deadletter import DeadLetterer
+from syncmsg.jetstream._features import ATOMIC_PUBLISH, MESSAGE_COUNTERS, ApiLevel
 from syncmsg.jetstream._leaser import Leaser
 from syncmsg.jetstream._models import (
     ConsumerConfig,
     ConsumerInfo,
     DeliverPolicy,
     Duration,
+    PriorityPolicy,
     PubAck,
     RawStreamMsg,
     ReplayPolicy,
@@ -57,12 +64,15 @@ from syncmsg.jetstream._options import (
     check_filters,
     consumer_config,
     ordered_only,
+    priority_settings,
+    shared_durable,
     start_position,
 )
 from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscription
 from syncmsg.jetstream._publish import Expect, Publisher
 from syncmsg.jetstream._publish_async import AsyncPublisher
 from syncmsg.jetstream._pull import PullSubscription
+from syncmsg.jetstream._stores import StoreManager
 from syncmsg.jetstream._streams import StreamManager
 
 if TYPE_CHECKING:
@@ -87,7 +97,7 @@ OrderedT = TypeVar("OrderedT", OrderedSubscription, OrderedSyncSubscription)
 Handler = Callable[[Msg], Any]
 
 
-class JetStream(StreamManager):
+class JetStream(StreamManager, ConsumerAdmin, StoreManager):
     """JetStream on a :class:`~syncmsg.Client`; get it with ``client.jetstream()``.
 
     Options (keywords of ``client.jetstream(...)``):
@@ -122,6 +132,10 @@ class JetStream(StreamManager):
         self.client = client
         self.timeout = check_timeout(timeout, client.config.timeout)
         self._api = ApiClient(client, api_prefix, self.timeout, api_retry or DEFAULT_API_RETRY)
+        self._levels = ApiLevel(
+            lambda timeout: self.account_info(timeout=timeout).api.level,
+            lambda: client.reconnects,
+        )
         retry = publish_retry or DEFAULT_PUBLISH_RETRY
         self._publisher = Publisher(
             client,
@@ -129,6 +143,13 @@ class JetStream(StreamManager):
             retry=retry,
             no_responders_wait=no_responders_wait,
             lookup=self._stored_lookup,
+        )
+        self._batcher = BatchPublisher(
+            client,
+            timeout=self.timeout,
+            retry=retry,
+            no_responders_wait=no_responders_wait,
+            find_committed=self._find_committed,
         )
         self._async = AsyncPublisher(
             client,
@@ -225,6 +246,7 @@ class JetStream(StreamManager):
     ) -> ConsumerInfo:
         """Create the consumer, or (without ``action``) update it to ``config`` if it exists."""
         check_token(stream, "stream name")
+        self._check_consumer_features(config, timeout)
         suffix = f"CONSUMER.CREATE.{stream}"
         if name:
             suffix += f".{check_token(name, 'consumer name')}"
@@ -334,6 +356,96 @@ class JetStream(StreamManager):
             subject, data, msg_id=msg_id, headers=headers, expect=expect, ttl=ttl, timeout=timeout
         )
 
+    def publish_batch(
+        self,
+        messages: Iterable[BatchMessage | tuple[Any, ...]],
+        *,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """Publish ``messages`` as one atomic batch: the stream stores all of them, or none
+        (nats-server 2.12; the stream needs ``StreamSpec(allow_atomic=True)``).
+
+        Each message is a :class:`~syncmsg.jetstream.BatchMessage` (subject, data, headers,
+        ``msg_id``, ``ttl`` and expectations) or a ``(subject, data)`` /
+        ``(subject, data, headers)`` tuple, all to subjects of one stream. Returns the
+        PubAck of the last message (``seq``; ``batch``, the batch id; ``count``, how many
+        were stored); the others are the ``count - 1`` sequences before it.
+
+        Expectations are checked at the commit, against the stream as it was before the
+        batch: one that fails (a :class:`~syncmsg.WrongLastSequenceError`), a lost message,
+        a duplicate ``msg_id`` or a batch larger than the server allows (1000 messages by
+        default) stores nothing and raises. Bad input (no messages, a bad subject,
+        ``expected_last_seq`` after the first message, a ``Nats-Batch-*`` header of your
+        own) raises before anything is sent; a server older than 2.12 raises
+        :class:`~syncmsg.NotSupportedError`. Failures that may pass before the commit was
+        sent start the batch again (``publish_retry``); if the commit's answer is lost, the
+        stream is read to find out whether the batch was stored.
+        """
+        self._levels.require(ATOMIC_PUBLISH, timeout)
+        return self._batcher.publish_batch(messages, timeout)
+
+    def increment(
+        self,
+        subject: str,
+        by: int = 1,
+        *,
+        msg_id: str | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Add ``by`` (an int, negative to subtract) to the counter ``subject`` and return
+        its new value (nats-server 2.12; a stream with ``allow_msg_counter=True``).
+
+        The increment is a publish (a ``Nats-Incr`` header, no payload) with a message id,
+        retried like :meth:`publish`: an attempt whose ack was lost is recognised as a
+        duplicate by the stream and counted once, and the value is then read from the
+        message it stored. ``msg_id`` makes an increment idempotent across processes too
+        (within the stream's duplicate window). Counters are big integers: Python ints of
+        any size. Raises :class:`~syncmsg.JetStreamError`
+        (``ApiErrorCode.COUNTER_DISABLED``) on a stream that is not a counter stream, and
+        :class:`~syncmsg.NotSupportedError` on a server older than 2.12.
+        """
+        header = increment_header(by)
+        self._levels.require(MESSAGE_COUNTERS, timeout)
+        ack = self._publisher.publish(
+            subject,
+            b"",
+            msg_id=msg_id,
+            headers={INCREMENT: header},
+            expect=None,
+            ttl=None,
+            timeout=timeout,
+        )
+        if ack.val is not None:
+            return int(ack.val)
+        # A duplicate's ack has no value: read the one its first attempt stored.
+        return counter_of(self.get_msg(ack.stream, ack.seq, timeout=timeout))
+
+    def counter_value(
+        self, subject: str, *, stream: str | None = None, timeout: float | None = None
+    ) -> int:
+        """The value of the counter ``subject``: the total in its last message.
+
+        ``stream`` defaults to the stream that captures ``subject`` (one more request).
+        Raises :class:`~syncmsg.MessageNotFoundError` when the counter was never
+        incremented (or was purged), :class:`~syncmsg.JetStreamError` when the subject's
+        last message is not a counter value.
+        """
+        check_publish_subject(subject)
+        stream = stream or self.find_stream(subject, timeout=timeout)
+        return counter_of(self.get_last_msg(stream, subject, timeout=timeout))
+
+    def _find_committed(self, subject: str, batch_id: str) -> RawStreamMsg | None:
+        """The last message on ``subject`` if it is the commit of batch ``batch_id``."""
+        stream = self.find_stream(subject)
+        try:
+            last = self.get_last_msg(stream, subject)
+        except MessageNotFoundError:
+            return None
+        headers = last.headers or {}
+        if headers.get(BATCH_ID) == batch_id and headers.get(BATCH_COMMIT) == "1":
+            return last
+        return None
+
     def flush(self, timeout: float | None = None) -> None:
         """Wait until every :meth:`publish_async` so far is resolved (acked or failed).
 
@@ -395,6 +507,12 @@ class JetStream(StreamManager):
         inactive_threshold: Duration | None = ...,
         prefetch: int | None = ...,
         description: str | None = ...,
+        group: str | None = ...,
+        priority_policy: PriorityPolicy | str | None = ...,
+        priority_groups: Sequence[str] | None = ...,
+        pinned_ttl: Duration | None = ...,
+        min_pending: int | None = ...,
+        min_ack_pending: int | None = ...,
         error_callback: ErrorCallback | None = ...,
         timeout: float | None = ...,
     ) -> JetStreamSubscription: ...
@@ -422,6 +540,12 @@ class JetStream(StreamManager):
         inactive_threshold: Duration | None = None,
         prefetch: int | None = None,
         description: str | None = None,
+        group: str | None = None,
+        priority_policy: PriorityPolicy | str | None = None,
+        priority_groups: Sequence[str] | None = None,
+        pinned_ttl: Duration | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
         error_callback: ErrorCallback | None = None,
         timeout: float | None = None,
     ) -> JetStreamSubscription | OrderedSubscription:
@@ -430,8 +554,10 @@ class JetStream(StreamManager):
         ``subject`` is the consumer's filter: one subject, or a list of them (of one
         stream). With ``durable``, the durable pull consumer of that name on ``stream``
         (default: the stream capturing ``subject``) is created, or updated to these
-        settings; every process subscribing with the same ``durable`` shares its messages
-        (``queue`` is accepted and changes nothing). Without it, an ephemeral consumer is
+        settings; every process subscribing with the same ``durable`` shares its messages.
+        ``queue`` is the queue group of nats.go's ``QueueSubscribe``: its members share
+        the durable consumer named after it (``queue="billing"`` is ``durable="billing"``;
+        giving both takes the same name). Without either, an ephemeral consumer is
         made for this subscription alone: the server removes it ``inactive_threshold``
         (default 5 minutes) after nobody pulls, and ``unsubscribe()`` deletes it at once.
         ``workers`` threads (default ``config.workers``) run the handler.
@@ -455,6 +581,12 @@ class JetStream(StreamManager):
           ``"last_per_subject"``, ``"by_start_sequence"`` with ``opt_start_seq``,
           ``"by_start_time"`` with ``opt_start_time``; inferred from those two when left
           out).
+        * Priority groups (nats-server 2.11): with ``priority_policy="pinned_client"`` one
+          member of ``group`` at a time gets every message, and another takes over when it
+          has not pulled for ``pinned_ttl``; with ``"overflow"`` a member with
+          ``min_pending`` (or ``min_ack_pending``) gets messages only once the backlog (or
+          the unacknowledged messages) reach that many. ``priority_groups`` (default
+          ``[group]``) are the consumer's groups.
 
         With ``ordered_consumer=True`` the stream is read in order, each message once,
         with no acks, on one worker thread: see :class:`OrderedSubscription` (the options
@@ -475,6 +607,12 @@ class JetStream(StreamManager):
                 backoff=backoff,
                 dead_letter=dead_letter,
                 description=description,
+                group=group,
+                priority_policy=priority_policy,
+                priority_groups=priority_groups,
+                pinned_ttl=pinned_ttl,
+                min_pending=min_pending,
+                min_ack_pending=min_ack_pending,
             )
             return self._ordered(
                 OrderedSubscription,
@@ -491,6 +629,15 @@ class JetStream(StreamManager):
                 timeout=timeout,
             )
         queue_group = check_queue(queue)
+        durable = shared_durable(durable, queue)
+        priority, pull_group = priority_settings(
+            group=group,
+            priority_policy=priority_policy,
+            priority_groups=priority_groups,
+            pinned_ttl=pinned_ttl,
+            min_pending=min_pending,
+            min_ack_pending=min_ack_pending,
+        )
         if dead_letter is not None:
             check_publish_subject(dead_letter, "dead_letter subject")
         workers = workers or self.client.config.workers
@@ -517,6 +664,7 @@ class JetStream(StreamManager):
             inactive_threshold=inactive_threshold,
             prefetch=prefetch,
             description=description,
+            extra=priority,
             timeout=wait,
         )
         sub = JetStreamSubscription(
@@ -530,6 +678,8 @@ class JetStream(StreamManager):
             queue_group=queue_group,
             error_callback=error_callback,
             leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
+            pull_group=pull_group,
+            expires=_pull_expires(pinned_ttl),
             **options,
         )
         return self._started(sub, options["conn"], wait)
@@ -558,6 +708,7 @@ class JetStream(StreamManager):
         *,
         durable: str | None = ...,
         stream: str | None = ...,
+        queue: str | None = ...,
         ordered_consumer: Literal[False] = ...,
         max_ack_pending: int | None = ...,
         ack_wait: Duration | None = ...,
@@ -570,6 +721,12 @@ class JetStream(StreamManager):
         inactive_threshold: Duration | None = ...,
         prefetch: int | None = ...,
         description: str | None = ...,
+        group: str | None = ...,
+        priority_policy: PriorityPolicy | str | None = ...,
+        priority_groups: Sequence[str] | None = ...,
+        pinned_ttl: Duration | None = ...,
+        min_pending: int | None = ...,
+        min_ack_pending: int | None = ...,
         error_callback: ErrorCallback | None = ...,
         timeout: float | None = ...,
     ) -> JetStreamSyncSubscription: ...
@@ -580,6 +737,7 @@ class JetStream(StreamManager):
         *,
         durable: str | None = None,
         stream: str | None = None,
+        queue: str | None = None,
         ordered_consumer: bool = False,
         max_ack_pending: int | None = None,
         ack_wait: Duration | None = None,
@@ -592,14 +750,21 @@ class JetStream(StreamManager):
         inactive_threshold: Duration | None = None,
         prefetch: int | None = None,
         description: str | None = None,
+        group: str | None = None,
+        priority_policy: PriorityPolicy | str | None = None,
+        priority_groups: Sequence[str] | None = None,
+        pinned_ttl: Duration | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
         error_callback: ErrorCallback | None = None,
         timeout: float | None = None,
     ) -> JetStreamSyncSubscription | OrderedSyncSubscription:
         """A consumer read on your thread with ``next_msg(timeout=)``, by iteration, or
         with ``fetch(batch, timeout=)``.
 
-        The consumer is as for :meth:`subscribe` (durable with ``durable``, else
-        ephemeral), and the subscription pulls ahead up to ``prefetch`` messages; you ack
+        The consumer is as for :meth:`subscribe` (durable with ``durable`` or ``queue``,
+        else ephemeral; priority groups alike), and the subscription pulls ahead up to
+        ``prefetch`` messages; you ack
         each message yourself (``msg.ack()``) within ``ack_wait`` (default 30 s).
         ``max_deliver`` defaults to no limit. With ``ordered_consumer=True``: an ordered
         consumer (see :class:`OrderedSyncSubscription`), nothing to ack.
@@ -612,6 +777,13 @@ class JetStream(StreamManager):
                 max_deliver=max_deliver,
                 backoff=backoff,
                 description=description,
+                queue=queue,
+                group=group,
+                priority_policy=priority_policy,
+                priority_groups=priority_groups,
+                pinned_ttl=pinned_ttl,
+                min_pending=min_pending,
+                min_ack_pending=min_ack_pending,
             )
             return self._ordered(
                 OrderedSyncSubscription,
@@ -627,6 +799,16 @@ class JetStream(StreamManager):
                 error_callback=error_callback,
                 timeout=timeout,
             )
+        check_queue(queue)
+        durable = shared_durable(durable, queue)
+        priority, pull_group = priority_settings(
+            group=group,
+            priority_policy=priority_policy,
+            priority_groups=priority_groups,
+            pinned_ttl=pinned_ttl,
+            min_pending=min_pending,
+            min_ack_pending=min_ack_pending,
+        )
         ack_wait = 30.0 if ack_wait is None else ack_wait
         wait = check_timeout(timeout, self.timeout)
         options = self._consumer(
@@ -644,12 +826,16 @@ class JetStream(StreamManager):
             inactive_threshold=inactive_threshold,
             prefetch=prefetch,
             description=description,
+            extra=priority,
             timeout=wait,
         )
         sub = JetStreamSyncSubscription(
             self,
             error_callback=error_callback,
             leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
+            queue_group=queue or "",
+            pull_group=pull_group,
+            expires=_pull_expires(pinned_ttl),
             **options,
         )
         return self._started(sub, options["conn"], wait)
@@ -670,6 +856,12 @@ class JetStream(StreamManager):
         headers_only: bool = False,
         inactive_threshold: Duration | None = None,
         description: str | None = None,
+        group: str | None = None,
+        priority_policy: PriorityPolicy | str | None = None,
+        priority_groups: Sequence[str] | None = None,
+        pinned_ttl: Duration | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
         timeout: float | None = None,
     ) -> PullSubscription:
         """A pull consumer read with ``fetch(batch, timeout=...)`` on your thread.
@@ -677,8 +869,17 @@ class JetStream(StreamManager):
         With ``durable``, that durable consumer is created, or updated to these settings;
         without it, an ephemeral one (removed by the server ``inactive_threshold``, default
         5 minutes, after the last fetch; deleted by ``unsubscribe()``). The caller acks each
-        message.
+        message. Priority groups as for :meth:`subscribe`: every fetch pulls as a member of
+        ``group`` (``fetch(group=, min_pending=, min_ack_pending=)`` may change that).
         """
+        priority, pull_group = priority_settings(
+            group=group,
+            priority_policy=priority_policy,
+            priority_groups=priority_groups,
+            pinned_ttl=pinned_ttl,
+            min_pending=min_pending,
+            min_ack_pending=min_ack_pending,
+        )
         wait = check_timeout(timeout, self.timeout)
         filters, stream, name, config = self._consumer_setup(
             subject,
@@ -694,6 +895,7 @@ class JetStream(StreamManager):
             headers_only=headers_only,
             inactive_threshold=inactive_threshold,
             description=description,
+            extra=priority,
             timeout=wait,
         )
         self._create_consumer(stream, name, config, timeout=wait)
@@ -705,6 +907,7 @@ class JetStream(StreamManager):
             stream=stream,
             name=name,
             durable=durable is not None,
+            group=pull_group,
         )
         try:
             sub._start(conn, wait)
@@ -830,6 +1033,14 @@ class JetStream(StreamManager):
         )
         sub._begin(wait)
         return self._started(sub, conn, wait)
+
+
+def _pull_expires(pinned_ttl: Duration | None) -> float:
+    """How long a subscription's pull requests live: a pinned client keeps its pin only by
+    pulling again within ``pinned_ttl``, so its requests end well before that."""
+    if pinned_ttl is None:
+        return PULL_EXPIRES
+    return min(PULL_EXPIRES, max(to_seconds(pinned_ttl) / 3, 0.25))
 
 
 def _expect(

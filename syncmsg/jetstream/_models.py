@@ -54,12 +54,16 @@ __all__ = [
     "Compression",
     "ConsumerConfig",
     "ConsumerInfo",
+    "ConsumerPause",
+    "ConsumerReset",
     "DeliverPolicy",
     "DiscardPolicy",
     "Duration",
     "ExternalStream",
     "PeerInfo",
     "Placement",
+    "PriorityGroupState",
+    "PriorityPolicy",
     "PubAck",
     "RawStreamMsg",
     "ReplayPolicy",
@@ -73,6 +77,7 @@ __all__ = [
     "StreamSpec",
     "StreamState",
     "SubjectTransform",
+    "check_group_name",
     "from_nanos",
     "parse_time",
     "to_nanos",
@@ -209,8 +214,10 @@ class ApiEnum(str, enum.Enum):
         return member
 
 
-def _strict_unless_from_api(enum_cls: type[ApiEnum]) -> BeforeValidator:
+def _strict_unless_from_api(enum_cls: type[ApiEnum], *, optional: bool = False) -> BeforeValidator:
     def check(value: Any, info: ValidationInfo) -> Any:
+        if value is None and optional:
+            return None
         return enum_cls(value) if _from_api(info) else enum_cls.of(value)
 
     return BeforeValidator(check)
@@ -263,7 +270,50 @@ class ReplayPolicy(ApiEnum):
     ORIGINAL = "original"  #: at the pace they were published
 
 
+class PriorityPolicy(ApiEnum):
+    """How a consumer with priority groups chooses between the clients pulling from a group
+    (nats-server 2.11; ``prioritized`` 2.12)."""
+
+    NONE = "none"  #: no priority groups: every pull request is served in turn
+    #: Served only when the consumer's backlog is at least the request's ``min_pending``
+    #: (or its unacknowledged messages at least ``min_ack_pending``): overflow workers.
+    OVERFLOW = "overflow"
+    #: One client at a time gets every message (the pinned one, whose requests carry the
+    #: ``Nats-Pin-Id`` the server gave it); another takes over when it stops pulling for
+    #: ``pinned_ttl``, or after an unpin.
+    PINNED_CLIENT = "pinned_client"
+    #: Requests with a lower ``priority`` (0-9) are served first.
+    PRIORITIZED = "prioritized"
+
+
+#: Priority group names the server accepts.
+_GROUP_NAME = re.compile(r"^[A-Za-z0-9\-_/=)+]{1,16}$")
+
+
+def check_group_name(group: str) -> str:
+    """``group`` if it is a priority group name the server accepts (1 to 16 of
+    ``A-Z a-z 0-9 - _ / = ) +``), else :class:`ValueError`."""
+    if not isinstance(group, str) or not _GROUP_NAME.match(group):
+        raise ValueError(
+            f"invalid priority group name {group!r}: 1 to 16 characters of A-Z, a-z, 0-9 "
+            "and - _ / = ) +"
+        )
+    return group
+
+
 # ===================================================================== the base
+
+
+def _accepted_names(model: type[BaseModel]) -> set[str]:
+    """A model's field names and the other names its fields accept (their aliases)."""
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return names
 
 
 class ApiModel(BaseModel):
@@ -276,7 +326,7 @@ class ApiModel(BaseModel):
     def _known_fields(cls, data: Any, info: ValidationInfo) -> Any:
         # Unknown fields are kept when the server sends them, refused when you do (a typo).
         if isinstance(data, Mapping) and not _from_api(info):
-            unknown = [key for key in data if key not in cls.model_fields]
+            unknown = [key for key in data if key not in _accepted_names(cls)]
             if unknown:
                 raise ValueError(f"unknown field(s) of {cls.__name__}: {', '.join(unknown)}")
         return data
@@ -529,6 +579,18 @@ class StreamSpec(BaseModel):
         ttl = self.subject_delete_marker_ttl
         if ttl is not None and ttl < dt.timedelta(seconds=1):
             raise ValueError("subject_delete_marker_ttl must be at least one second")
+        if self.allow_msg_counter:
+            # What nats-server refuses for a counter stream, refused before it is sent.
+            if self.allow_msg_ttl or ttl is not None:
+                raise ValueError("a counter stream (allow_msg_counter) cannot use message TTLs")
+            if self.mirror is not None:
+                raise ValueError("a mirror cannot be a counter stream (allow_msg_counter)")
+            if self.retention is not RetentionPolicy.LIMITS:
+                raise ValueError("a counter stream (allow_msg_counter) needs retention=limits")
+            if self.discard is DiscardPolicy.NEW:
+                raise ValueError("a counter stream (allow_msg_counter) cannot use discard=new")
+        if self.allow_atomic and self.mirror is not None:
+            raise ValueError("a mirror cannot take atomic batches (allow_atomic)")
         return self
 
     # -- the API form ------------------------------------------------------------------
@@ -648,16 +710,43 @@ class ConsumerConfig(ApiModel):
     deliver_group: str | None = None
     flow_control: bool | None = None
     idle_heartbeat: Nanos = None
+    #: Paused until then (nats-server 2.11): created paused, or set by ``js.pause_consumer``.
+    pause_until: Time = None
+    #: The consumer's priority groups (nats-server 2.11): pull requests name one.
+    priority_groups: tuple[str, ...] | None = None
+    #: How the clients pulling from a group share it (:class:`PriorityPolicy`).
+    priority_policy: Annotated[
+        PriorityPolicy | None, _strict_unless_from_api(PriorityPolicy, optional=True)
+    ] = None
+    #: With ``pinned_client``: how long the pinned client may go without a pull request
+    #: before another takes over (the server's default: 2 minutes). The API's
+    #: ``priority_timeout``.
+    pinned_ttl: Nanos = Field(None, validation_alias=AliasChoices("pinned_ttl", "priority_timeout"))
 
     @field_validator("filter_subjects", mode="before")
     @classmethod
     def _one_filter(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
 
+    @field_validator("priority_groups", mode="before")
+    @classmethod
+    def _one_group(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("priority_groups")
+    @classmethod
+    def _check_groups(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> Any:
+        if value is not None and not _from_api(info):
+            for group in value:
+                check_group_name(group)
+        return value
+
     def to_api(self) -> dict[str, Any]:
         data = super().to_api()
         if self.backoff:
             data["backoff"] = [to_nanos(step) for step in self.backoff]
+        if "pinned_ttl" in data:
+            data["priority_timeout"] = data.pop("pinned_ttl")
         return data
 
 
@@ -761,6 +850,15 @@ class StreamInfo(_RawKept):
         return info
 
 
+class PriorityGroupState(ApiModel):
+    """A priority group of a consumer as the server reports it: the pinned client's id
+    and since when (pinned_client policy)."""
+
+    group: str
+    pinned_client_id: str | None = None
+    pinned_ts: Time = None
+
+
 class ConsumerInfo(_RawKept):
     """A consumer as the server reports it (``raw`` is the API's whole reply).
 
@@ -781,9 +879,13 @@ class ConsumerInfo(_RawKept):
     num_pending: int = 0
     cluster: ClusterInfo | None = None
     push_bound: bool = False
+    #: Paused (``js.pause_consumer``) and for how much longer; ``config.pause_until`` says
+    #: until when.
     paused: bool = False
     pause_remaining: Nanos = None
     ts: Time = None
+    #: The state of each priority group (the pinned client of a pinned_client consumer).
+    priority_groups: tuple[PriorityGroupState, ...] = ()
 
     @property
     def stream(self) -> str:
@@ -829,18 +931,65 @@ class ConsumerInfo(_RawKept):
     def ack_floor_consumer_seq(self) -> int:
         return self.ack_floor.consumer_seq
 
+    @property
+    def pause_until(self) -> dt.datetime | None:
+        return self.config.pause_until
+
+    def pinned_client(self, group: str) -> str | None:
+        """The pin id of the client pinned in ``group``, None when nobody is."""
+        for state in self.priority_groups:
+            if state.group == group:
+                return state.pinned_client_id or None
+        return None
+
+
+class ConsumerReset(ConsumerInfo):
+    """What ``js.reset_consumer`` answers: the consumer after the reset, and ``reset_seq``,
+    the stream sequence it delivers from now on."""
+
+    reset_seq: int = 0
+
+
+class ConsumerPause(ApiModel):
+    """What ``js.pause_consumer`` and ``js.resume_consumer`` answer: whether the consumer is
+    paused, until when (None: not paused), and for how much longer."""
+
+    paused: bool = False
+    pause_until: Time = None
+    pause_remaining: Nanos = None
+
 
 class PubAck(ApiModel):
     """The stream's receipt for a message: where it is stored.
 
     ``duplicate`` is True when the stream already had a message with this ``Nats-Msg-Id``
-    (an earlier attempt got through): ``seq`` is then that message's sequence.
+    (an earlier attempt got through): ``seq`` is then that message's sequence. The ack of a
+    batch (``js.publish_batch``) is its last message's, with ``batch`` and ``count``; an
+    increment's (``js.increment``) has the counter's new value, ``val``.
     """
 
     stream: str
     seq: int
     duplicate: bool = False
     domain: str | None = None
+    #: The batch id and how many messages it stored (``js.publish_batch``).
+    batch: str | None = None
+    count: int | None = None
+    #: A counter's value after the increment, as the server writes it (``js.increment``).
+    val: str | None = None
+
+    @property
+    def batch_id(self) -> str | None:
+        return self.batch
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.count
+
+    @property
+    def value(self) -> int | None:
+        """The counter's value after the increment, as an int (None for other acks)."""
+        return None if self.val is None else int(self.val)
 
 
 class AccountLimits(ApiModel):

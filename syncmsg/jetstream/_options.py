@@ -11,20 +11,26 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from syncmsg._subjects import check_queue, check_token
 from syncmsg.jetstream._models import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     Duration,
+    PriorityPolicy,
     ReplayPolicy,
+    check_group_name,
     to_nanos,
 )
+from syncmsg.jetstream._pull import PullGroup
 
 __all__ = [
     "DEFAULT_INACTIVE_THRESHOLD",
     "check_filters",
     "consumer_config",
     "ordered_only",
+    "priority_settings",
+    "shared_durable",
     "start_position",
 ]
 
@@ -147,3 +153,105 @@ def ordered_only(**given: Any) -> None:
             f"ordered consumers are ephemeral and acknowledge nothing: {', '.join(wrong)} "
             "cannot be used with ordered_consumer=True"
         )
+
+
+def shared_durable(durable: str | None, queue: str | None) -> str | None:
+    """The durable consumer a subscription with ``queue`` shares: the one named after the
+    queue, as nats.go's ``QueueSubscribe`` does when no durable is given.
+
+    JetStream shares a pull consumer's messages between everyone pulling from it, so the
+    queue group of a pull subscription *is* its durable consumer: every process that
+    subscribes with ``queue="billing"`` pulls from the durable ``billing`` and each message
+    goes to one of them. ``durable`` and ``queue`` may both be given only when they are the
+    same name.
+    """
+    if queue is None:
+        return durable
+    if not check_queue(queue):
+        raise ValueError("queue must be a non-empty name")
+    check_token(queue, "queue (the name of the durable consumer its members share)")
+    if durable is not None and durable != queue:
+        raise ValueError(
+            f"queue {queue!r} and durable {durable!r} would name two consumers: a JetStream "
+            "queue group is the durable consumer its members share; give one of them (or "
+            "the same name to both)"
+        )
+    return queue
+
+
+#: The priority policies a subscription can pull with (``prioritized`` needs a priority
+#: on each pull request, which syncmsg does not send yet: create such a consumer with
+#: ``add_consumer`` and read it with the policy's own client).
+_SUBSCRIPTION_POLICIES = (PriorityPolicy.OVERFLOW, PriorityPolicy.PINNED_CLIENT)
+
+
+def priority_settings(
+    *,
+    group: str | None,
+    priority_policy: PriorityPolicy | str | None,
+    priority_groups: Sequence[str] | None,
+    pinned_ttl: Duration | None,
+    min_pending: int | None,
+    min_ack_pending: int | None,
+) -> tuple[dict[str, Any], PullGroup | None]:
+    """The consumer fields of a subscription's priority groups (nats-server 2.11), and what
+    its pull requests say about them; raises :class:`ValueError` for settings that cannot
+    work.
+
+    ``group`` is the group this subscription pulls as (default: the consumer's only group);
+    ``priority_groups`` the consumer's groups (default: ``[group]``); ``priority_policy``
+    ``"overflow"`` (then ``min_pending`` / ``min_ack_pending``: pull only when the backlog,
+    or the unacknowledged messages, reach that many) or ``"pinned_client"`` (then
+    ``pinned_ttl``: how long the pinned client may go without pulling before another takes
+    over).
+    """
+    given = (priority_groups, pinned_ttl, min_pending, min_ack_pending)
+    if priority_policy is None:
+        if group is not None or any(value is not None for value in given):
+            raise ValueError(
+                "group, priority_groups, pinned_ttl, min_pending and min_ack_pending need a "
+                "priority_policy ('overflow' or 'pinned_client')"
+            )
+        return {}, None
+    policy = PriorityPolicy.of(priority_policy, "priority_policy")
+    if policy not in _SUBSCRIPTION_POLICIES:
+        raise ValueError(
+            f"priority_policy {policy.value!r}: subscriptions pull with 'overflow' or "
+            "'pinned_client'"
+        )
+    if isinstance(priority_groups, str):
+        priority_groups = [priority_groups]
+    groups = tuple(priority_groups) if priority_groups else ((group,) if group else ())
+    if not groups:
+        raise ValueError(f"priority_policy {policy.value!r} needs a group (group=...)")
+    for name in groups:
+        check_group_name(name)
+    if len(set(groups)) != len(groups):
+        raise ValueError("priority_groups contains duplicates")
+    if group is None:
+        if len(groups) > 1:
+            raise ValueError(f"say which of the priority groups {list(groups)} to pull as: group=")
+        group = groups[0]
+    elif group not in groups:
+        raise ValueError(f"group {group!r} is not one of the priority_groups {list(groups)}")
+    fields: dict[str, Any] = {"priority_policy": policy, "priority_groups": groups}
+    if pinned_ttl is not None:
+        if policy is not PriorityPolicy.PINNED_CLIENT:
+            raise ValueError("pinned_ttl is for priority_policy 'pinned_client'")
+        if to_nanos(pinned_ttl) < 1_000_000_000:
+            raise ValueError("pinned_ttl must be at least one second")
+        fields["pinned_ttl"] = pinned_ttl
+    for name, value in (("min_pending", min_pending), ("min_ack_pending", min_ack_pending)):
+        if value is None:
+            continue
+        if policy is not PriorityPolicy.OVERFLOW:
+            raise ValueError(f"{name} is for priority_policy 'overflow'")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer")
+    pull = PullGroup(
+        group,
+        pinned=policy is PriorityPolicy.PINNED_CLIENT,
+        min_pending=min_pending or 0,
+        min_ack_pending=min_ack_pending or 0,
+    )
+    return fields, pull

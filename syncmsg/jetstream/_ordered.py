@@ -178,6 +178,10 @@ class OrderedConsumer(PulledSubscription):
                 self.initial_pending = info.num_pending
                 if info.num_pending == 0:
                     self._caught_up.set()
+                if self._deliver_policy is DeliverPolicy.NEW and not self._stream_seq:
+                    # "From now on" is from the stream's last message now: a consumer made
+                    # after a reset must not skip what was stored meanwhile.
+                    self._stream_seq = info.delivered.stream_seq
         self._flow.resume()
 
     # ------------------------------------------------------------------ loop thread

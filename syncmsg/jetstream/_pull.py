@@ -17,11 +17,23 @@ Threading:
 A pull request asks the server for ``batch`` messages within ``expires``; the idle heartbeat,
 when asked for, is a ``100`` status the server sends while a request is open and has nothing
 to deliver, so a silent server can be told from an idle stream.
+
+Priority groups (nats-server 2.11, :class:`PullGroup`): a pull request of a consumer with
+priority groups names its ``group``. For an ``overflow`` consumer it may say
+``min_pending`` / ``min_ack_pending``: serve me only when the backlog (or the unacknowledged
+messages) reach that many. For a ``pinned_client`` consumer the server pins one client: the
+messages it delivers to it carry a ``Nats-Pin-Id`` header, which that client's next pull
+requests repeat (``"id"``); the others' requests wait. When the pinned client stops pulling
+for the consumer's ``pinned_ttl`` (or is unpinned), the server pins the next request without
+an id, and answers a request with the old id with a ``423`` status: the client forgets its
+pin and pulls like the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import threading
 import time
@@ -44,7 +56,7 @@ from syncmsg._replies import ReplyMux
 from syncmsg._subscription import SubscriptionBase
 from syncmsg.jetstream._flow import Flow
 from syncmsg.jetstream._message import JsMsg
-from syncmsg.jetstream._models import ConsumerInfo, iter_items
+from syncmsg.jetstream._models import ConsumerInfo, check_group_name, iter_items
 
 if TYPE_CHECKING:
     from syncmsg._connection import Connection
@@ -52,6 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACK_PREFIX",
+    "PIN_ID",
+    "PullGroup",
     "PullSubscription",
     "Puller",
     "description_of",
@@ -68,7 +82,11 @@ PENDING_MSGS = "Nats-Pending-Messages"
 HEARTBEAT = "100"
 NO_MESSAGES = "404"
 EXPIRED = "408"
+#: A pull request with a pin id that is not (or no longer) the pinned client's.
+PIN_MISMATCH = "423"
 NORMAL_ENDS = (NO_MESSAGES, EXPIRED)
+#: The header of a pinned client's messages, and its pull requests' ``id``.
+PIN_ID = "Nats-Pin-Id"
 #: A pull request the server did not end is forgotten this long after it expired.
 GRACE = 2.0
 _NANOS = 1_000_000_000
@@ -93,6 +111,37 @@ def description_of(nats_msg: Any) -> str:
 def no_limit(limit: int | None) -> None:
     if limit:
         raise ValueError("unsubscribe(limit=) is for core subscriptions, not JetStream consumers")
+
+
+def pin_of(nats_msg: Any) -> str | None:
+    """The ``Nats-Pin-Id`` a message was delivered with (pinned_client consumers)."""
+    headers = nats_msg.headers
+    if not headers:
+        return None
+    pin = headers.get(PIN_ID)
+    return None if pin is None else str(pin)
+
+
+@dataclasses.dataclass(frozen=True)
+class PullGroup:
+    """What pull requests say about the consumer's priority groups: the group pulled as,
+    whether the consumer pins a client, and an overflow request's thresholds (0: none)."""
+
+    group: str
+    pinned: bool = False
+    min_pending: int = 0
+    min_ack_pending: int = 0
+
+    def options(self, pin_id: str | None) -> bytes:
+        """The pull request's JSON members for this group (each after a comma)."""
+        text = f',"group":{json.dumps(self.group)}'
+        if self.min_pending:
+            text += f',"min_pending":{self.min_pending}'
+        if self.min_ack_pending:
+            text += f',"min_ack_pending":{self.min_ack_pending}'
+        if pin_id:
+            text += f',"id":{json.dumps(pin_id)}'
+        return text.encode()
 
 
 # ===================================================================== continuous pulling
@@ -132,12 +181,16 @@ class Puller:
         expires: float,
         heartbeat: float | None = None,
         inbox: str,
+        group: PullGroup | None = None,
     ) -> None:
         self.flow = flow
         self.mux = ReplyMux(inbox + ".")  # pull requests, by reply token
         self.next_subject = ""  # no consumer yet: nothing is sent
         self.expires = expires
         self.heartbeat = heartbeat
+        self.group = group
+        #: The pin the server gave us (a pinned_client consumer), sent with each request.
+        self.pin_id: str | None = None
         self.last_activity = time.monotonic()
         self._connection = connection
         self._on_trouble = on_trouble
@@ -175,7 +228,11 @@ class Puller:
                 reply = mux.expect(_PullRequest(self, room))
                 self._expiries.append((now + self.expires + GRACE, reply))
                 flow.requested += room
-            body = b'{"batch":%d,%s}' % (room, self._options)
+            body = b'{"batch":%d,%s%s}' % (
+                room,
+                self._options,
+                b"" if self.group is None else self.group.options(self.pin_id),
+            )
             try:
                 conn = self._connection()
                 if conn is None:
@@ -201,10 +258,27 @@ class Puller:
         if not self.mux.dispatch_one(nats_msg):
             self.on_status(None, nats_msg)  # a request we had already forgotten
 
+    def pinned(self, nats_msgs: list[Any]) -> None:
+        """Messages arrived: remember the pin they came with (loop thread)."""
+        pin = pin_of(nats_msgs[-1])
+        if pin is not None and pin != self.pin_id:
+            if self.pin_id is None:
+                log.info("syncmsg: pinned in priority group %r", self.group and self.group.group)
+            self.pin_id = pin
+
     def on_status(self, request: _PullRequest | None, nats_msg: Any) -> None:
         status = status_of(nats_msg)
         if status is None or status == HEARTBEAT:
             return
+        if status == PIN_MISMATCH:
+            # Another client is pinned now (we stopped pulling for pinned_ttl, or were
+            # unpinned): forget our pin, and pull like the others.
+            if self.pin_id is not None:
+                log.info(
+                    "syncmsg: no longer pinned in priority group %r",
+                    self.group and self.group.group,
+                )
+            self.pin_id = None
         flow = self.flow
         with flow.lock:
             if request is not None:
@@ -219,7 +293,7 @@ class Puller:
         # says nothing about the requests now open: an ordered consumer that deleted its
         # consumer hears "409 Consumer Deleted" for the old requests after the new one
         # exists, and must not replace that one too.
-        if request is not None and status not in NORMAL_ENDS:
+        if request is not None and status not in NORMAL_ENDS and status != PIN_MISMATCH:
             self._on_trouble(status, description_of(nats_msg))
 
     # -- the keeper thread ---------------------------------------------------------------
@@ -248,6 +322,10 @@ class PullSubscription(SubscriptionBase):
     consumer (no ``durable``) is deleted by :meth:`unsubscribe` (and by the server after
     its inactive threshold otherwise).
 
+    With a priority group (``js.pull_subscribe(..., group=...)``) every fetch pulls as a
+    member of that group; :attr:`pin_id` is the pin the server gave this subscription in a
+    ``pinned_client`` consumer (None when another client is pinned).
+
     Threading: :meth:`fetch` runs on the calling thread (several threads may fetch at
     once); the loop thread hands each arriving message to the oldest fetch with room.
     """
@@ -261,6 +339,7 @@ class PullSubscription(SubscriptionBase):
         stream: str,
         name: str,
         durable: bool,
+        group: PullGroup | None = None,
     ) -> None:
         client = js.client
         super().__init__(client, subject, "", MessageQueue(conn.loop, 1, 1))
@@ -270,6 +349,13 @@ class PullSubscription(SubscriptionBase):
         self._js = js
         self._fetches = ReplyMux(client.new_inbox() + ".")  # fetches, by reply token
         self._next_subject = js._api.subject(f"CONSUMER.MSG.NEXT.{stream}.{name}")
+        self.group = group
+        self._pins: dict[str, str] = {}  # priority group -> the pin the server gave us
+
+    @property
+    def pin_id(self) -> str | None:
+        """The pin of this subscription's group (pinned_client consumers), or None."""
+        return None if self.group is None else self._pins.get(self.group.group)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed.is_set() else "active"
@@ -295,13 +381,27 @@ class PullSubscription(SubscriptionBase):
                 nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, self._host
             )
             self.delivered += 1
-            fetches = self._fetches.waiters()
-            if not any(isinstance(f, _Fetch) and f.add(msg) for f in fetches):
+            taker = next(
+                (f for f in self._fetches.waiters() if isinstance(f, _Fetch) and f.add(msg)), None
+            )
+            if taker is None:
                 # Nobody waits for it any more (its fetch timed out): give it back at once.
                 with contextlib.suppress(SyncMsgError):
                     msg._send_terminal(b"-NAK")
+            elif taker.group is not None:
+                pin = pin_of(nats_msg)
+                if pin is not None:
+                    self._pins[taker.group] = pin
 
-    def fetch(self, batch: int = 1, timeout: float | None = None) -> list[Msg]:
+    def fetch(
+        self,
+        batch: int = 1,
+        timeout: float | None = None,
+        *,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+    ) -> list[Msg]:
         """Up to ``batch`` messages, waiting at most ``timeout`` seconds for the first ones.
 
         Returns as soon as ``batch`` messages arrived, or when the server says no more are
@@ -309,21 +409,33 @@ class PullSubscription(SubscriptionBase):
         not an error). Each message must be acked by the caller. Raises
         :class:`~syncmsg.NoRespondersError` when the consumer does not exist (any more),
         :class:`~syncmsg.JetStreamError` when the server refused the request (e.g. a
-        ``batch`` above the consumer's limit), :class:`~syncmsg.ConnectionClosedError`
-        once the subscription is closed.
+        ``batch`` above the consumer's limit, or a missing priority group),
+        :class:`~syncmsg.ConnectionClosedError` once the subscription is closed.
+
+        Priority groups: ``group`` pulls as a member of that group (default: the
+        subscription's); for an ``overflow`` consumer ``min_pending`` / ``min_ack_pending``
+        (default: the subscription's) make the server answer only once the consumer's
+        backlog, or its unacknowledged messages, reach that many. In a ``pinned_client``
+        consumer a fetch of a client that is not pinned waits (and returns ``[]``) while
+        another is; a fetch whose pin was taken away returns what it has and forgets the
+        pin, so that the next one can be pinned again.
         """
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if self._closed.is_set():
             raise ConnectionClosedError(f"pull subscription {self.name!r} is closed")
         wait = check_timeout(timeout, self._host.config.timeout)
+        pull = self._pull_group(group, min_pending, min_ack_pending)
         tracing = _instrumentation.active
         started = time.time_ns() if tracing is not None else 0
         conn = self._host.connection()
-        fetch = _Fetch(batch, f"{self.stream}/{self.name}")
+        fetch = _Fetch(batch, f"{self.stream}/{self.name}", None if pull is None else pull.group)
         # The server must end the request before we stop waiting for it.
         expires = max(wait - min(0.1, wait / 10), 0.001)
-        body = b'{"batch":%d,"expires":%d}' % (batch, int(expires * 1e9))
+        body = b'{"batch":%d,"expires":%d' % (batch, int(expires * 1e9))
+        if pull is not None:
+            body += pull.options(self._pins.get(pull.group))
+        body += b"}"
         reply = self._fetches.expect(fetch)
         try:
             conn.enqueue(pub_command(self._next_subject, reply, body, None), len(body))
@@ -331,11 +443,37 @@ class PullSubscription(SubscriptionBase):
         finally:
             self._fetches.forget(reply)
             fetch.end(None)
+        if fetch.pin_lost and pull is not None:
+            self._pins.pop(pull.group, None)
         if fetch.error is not None and not fetch.msgs:
             raise fetch.error
         if tracing is not None and fetch.msgs:
             tracing.received(self, fetch.msgs, started)
         return list(fetch.msgs)
+
+    def _pull_group(
+        self, group: str | None, min_pending: int | None, min_ack_pending: int | None
+    ) -> PullGroup | None:
+        """The priority group part of one fetch: the subscription's, with these changes."""
+        default = self.group
+        if group is None and min_pending is None and min_ack_pending is None:
+            return default
+        if group is None and default is None:
+            raise ValueError("min_pending and min_ack_pending need a priority group (group=)")
+        for what, value in (("min_pending", min_pending), ("min_ack_pending", min_ack_pending)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"{what} must be a non-negative integer")
+        if group is not None:
+            check_group_name(group)
+        base = default or PullGroup(group or "")
+        return dataclasses.replace(
+            base,
+            group=group or base.group,
+            min_pending=base.min_pending if min_pending is None else min_pending,
+            min_ack_pending=base.min_ack_pending if min_ack_pending is None else min_ack_pending,
+        )
 
     def consumer_info(self, timeout: float | None = None) -> ConsumerInfo:
         """The server's view of this subscription's consumer."""
@@ -371,11 +509,13 @@ class _Fetch:
     messages, the request expired, the consumer is gone).
     """
 
-    __slots__ = ("batch", "cond", "done", "error", "msgs", "what")
+    __slots__ = ("batch", "cond", "done", "error", "group", "msgs", "pin_lost", "what")
 
-    def __init__(self, batch: int, what: str) -> None:
+    def __init__(self, batch: int, what: str, group: str | None = None) -> None:
         self.batch = batch
         self.what = what
+        self.group = group
+        self.pin_lost = False
         self.msgs: list[Msg] = []
         self.cond = threading.Condition(threading.Lock())
         self.done = False
@@ -397,6 +537,9 @@ class _Fetch:
         if status is None or status == HEARTBEAT:
             return
         if status in NORMAL_ENDS:
+            self.end(None)
+        elif status == PIN_MISMATCH:
+            self.pin_lost = True
             self.end(None)
         elif status == "503":
             self.end(NoRespondersError(f"no consumer {self.what}"))

@@ -18,6 +18,7 @@ is stored).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from syncmsg.jetstream._models import (
     StreamInfo,
     StreamSource,
     StreamSpec,
+    format_time,
     iter_items,
 )
 
@@ -288,24 +290,36 @@ class StreamManager:
         *,
         subject: str | None = None,
         next: bool = False,
+        start_time: dt.datetime | None = None,
         direct: bool = False,
         timeout: float | None = None,
     ) -> RawStreamMsg:
         """The message stored at ``seq`` in ``stream``.
 
         With ``next=True`` and ``subject``: the first message on ``subject`` (wildcards
-        allowed) at or after ``seq`` (default 1). ``direct=True`` reads it with a direct
+        allowed) at or after ``seq`` (default 1). With ``start_time`` (instead of ``seq``;
+        a naive datetime is UTC): the first message stored at or after that time (on
+        ``subject``, if given). ``direct=True`` reads it with a direct
         get, from any replica (the stream needs ``allow_direct``; a mirror with
         ``mirror_direct`` answers too), which is faster and spreads the load, but may lag
         the leader by a moment. Raises :class:`~syncmsg.MessageNotFoundError` when there is
         no such message.
         """
         check_token(stream, "stream name")
-        if next:
+        if start_time is not None:
+            if seq is not None:
+                raise ValueError("get_msg() takes seq or start_time, not both")
+            if not isinstance(start_time, dt.datetime):
+                raise TypeError("start_time must be a datetime")
+            body: dict[str, Any] = {"start_time": format_time(start_time)}
+            if subject is not None:
+                check_subscribe_subject(subject)
+                body["next_by_subj"] = subject
+        elif next:
             if subject is None:
                 raise ValueError("get_msg(next=True) needs the subject to look for")
             check_subscribe_subject(subject)
-            body: dict[str, Any] = {"seq": 1 if seq is None else _positive(seq, "seq")}
+            body = {"seq": 1 if seq is None else _positive(seq, "seq")}
             body["next_by_subj"] = subject
         elif subject is not None:
             raise ValueError("get_msg() takes a seq; use get_last_msg() for a subject's last")

@@ -250,6 +250,8 @@ def test_lease_keeps_a_slow_handler_from_redelivery(client: syncmsg.Client, stre
 
     js.subscribe(f"{stream}.>", slow, durable="lease", ack_wait=1.0)
     js.publish(f"{stream}.x", b"1")
+    # The consumer's counts may not show the new message yet: wait for it to be delivered.
+    wait_until(lambda: deliveries, 10, what="delivered")
     wait_until(lambda: _settled(js, stream, "lease"), 10, what="acked once")
     assert deliveries == [1]
 

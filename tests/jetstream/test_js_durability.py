@@ -126,7 +126,10 @@ def test_durable_consumer_survives_a_server_restart(nats_server_factory: Any, ho
             with lock:
                 confirmed.add(seq)
 
-        js.subscribe(f"{name}.>", handle, durable="survivor", ack_wait=2.0, workers=2, prefetch=10)
+        # ack_wait is long enough that a handler slowed by a loaded machine is not redelivered
+        # while it still holds its message (that would be a legitimate redelivery, not a
+        # lost ack); unacked messages still come back well within the wait below.
+        js.subscribe(f"{name}.>", handle, durable="survivor", ack_wait=10.0, workers=2, prefetch=10)
         wait_until(lambda: len(confirmed) >= 80, 30, what="80 confirmed acks")
         if how == "kill":
             server.kill()

@@ -153,7 +153,9 @@ def test_times_and_durations_the_server_writes() -> None:
 def test_pub_ack_keeps_what_newer_servers_add() -> None:
     ack = PubAck.from_api({"stream": "C", "seq": 3, "val": "42", "batch": "b", "count": 2})
     assert ack == PubAck.from_api({"stream": "C", "seq": 3, "val": "42", "batch": "b", "count": 2})
-    assert ack.model_extra == {"val": "42", "batch": "b", "count": 2}
+    assert (ack.value, ack.batch_id, ack.batch_size) == (42, "b", 2)  # counters and batches
+    newer = PubAck.from_api({"stream": "C", "seq": 3, "some_new_field": [1]})
+    assert newer.model_extra == {"some_new_field": [1]} and newer.value is None
     assert PubAck(stream="C", seq=1) == PubAck(stream="C", seq=1, duplicate=False)
 
 
