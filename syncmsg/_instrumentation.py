@@ -126,14 +126,8 @@ def enable() -> None:
     :class:`~syncmsg.ConfigurationError` when its extra is not installed."""
     if active is not None:
         return
-    from syncmsg._errors import ConfigurationError
+    from syncmsg import otel
 
-    try:
-        from syncmsg import otel
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"tracing=True needs OpenTelemetry: pip install 'syncmsg[otel]' ({exc})"
-        ) from None
     otel.instrument()
 
 

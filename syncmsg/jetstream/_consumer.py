@@ -152,7 +152,7 @@ class PulledSubscription(SubscriptionBase):
             bytes_limit=self._host.config.pending_bytes_limit,
         )
         if self._handler is not None:
-            handle = self._handle
+            handle: Callable[[Msg], Any] = self._handle
             if _instrumentation.active is not None:  # a process span around handler and ack
                 handle = _instrumentation.active.js_process(self, handle)
             self._pool = WorkerPool(

@@ -314,10 +314,11 @@ class Publisher:
     ) -> PubAck:
         tracing = _instrumentation.active
         if tracing is not None and type(headers) is not _instrumentation.TracedHeaders:
-            return tracing.js_publish(  # calls back with the trace context in the headers
+            ack: PubAck = tracing.js_publish(  # calls back with the context in the headers
                 self.publish, subject, data=data, msg_id=msg_id, headers=headers,
                 expect=expect, ttl=ttl, timeout=timeout,
             )  # fmt: skip
+            return ack
         client = self._client
         conn = client.connection()
         if conn.in_loop_thread():
