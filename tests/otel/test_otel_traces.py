@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Inbox, Traces
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,6 +20,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 import syncmsg
 import syncmsg.otel
+from conftest import Inbox, Traces
 from syncmsg.jetstream import StreamSpec
 from syncmsg.testing import wait_until
 
@@ -318,9 +318,7 @@ def test_publish_async_and_fetch(traces: Traces, client: syncmsg.Client, stream:
         s.context.span_id for s in publishes
     }
     acks_made = traces.wait_for(f"ack {stream}", 3)
-    assert {a.links[0].context.span_id for a in acks_made} == {
-        s.context.span_id for s in publishes
-    }
+    assert {a.links[0].context.span_id for a in acks_made} == {s.context.span_id for s in publishes}
 
 
 def test_dead_letter_is_an_event_with_the_reason(
@@ -365,9 +363,7 @@ def test_dead_letter_is_an_event_with_the_reason(
 
 
 # -------------------------------------------------------------------------- metrics
-def test_metrics_use_the_semantic_conventions_names(
-    traces: Traces, client: syncmsg.Client
-) -> None:
+def test_metrics_use_the_semantic_conventions_names(traces: Traces, client: syncmsg.Client) -> None:
     subject = unique("metric")
     done = threading.Event()
     client.subscribe(subject, lambda msg: done.set())
