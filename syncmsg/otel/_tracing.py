@@ -197,7 +197,8 @@ class Tracing:
         self.operation_duration = meter.create_histogram(
             "messaging.client.operation.duration",
             unit="s",
-            description="How long a send (a request: until its reply) or a settle took.",
+            description="How long a request took until its reply, or a JetStream publish "
+            "until its ack.",
         )
         self.process_duration = meter.create_histogram(
             "messaging.process.duration",
@@ -232,7 +233,11 @@ class Tracing:
         name = f"{operation} {'(temporary)' if temporary else subject}"
         return self.tracer.start_span(name, kind=kind, attributes=attributes)
 
-    def _count_sent(self, operation: str, subject: str, started: float, error: str) -> None:
+    def _count_sent(
+        self, operation: str, subject: str, started: float | None, error: str
+    ) -> None:
+        """Count one send; ``started`` (None for a core publish, which only queues the
+        message) also records how long it took until the server's answer."""
         attributes = {
             A_SYSTEM: SYSTEM,
             A_OPERATION_NAME: operation,
@@ -241,7 +246,8 @@ class Tracing:
         if error:
             attributes[A_ERROR] = error
         self.sent.add(1, attributes)
-        self.operation_duration.record(time.perf_counter() - started, attributes)
+        if started is not None:
+            self.operation_duration.record(time.perf_counter() - started, attributes)
 
     def publish(
         self, client: Any, subject: str, data: Any, headers: Headers | None, reply: str | None
@@ -249,7 +255,6 @@ class Tracing:
         if _internal(subject):
             client.publish(subject, data, headers=TracedHeaders(headers or _EMPTY), reply=reply)
             return
-        started = time.perf_counter()
         payload, size = _size(data)
         span = self._send_span("publish", subject, size, SpanKind.PRODUCER)
         error = ""
@@ -261,7 +266,7 @@ class Tracing:
             raise
         finally:
             span.end()
-            self._count_sent("publish", subject, started, error)
+            self._count_sent("publish", subject, None, error)
 
     def request(
         self,

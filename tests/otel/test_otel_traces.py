@@ -370,6 +370,8 @@ def test_metrics_use_the_semantic_conventions_names(traces: Traces, client: sync
     for _ in range(3):
         client.publish(subject, b"x")
     client.flush(timeout=5)
+    with pytest.raises(syncmsg.NoRespondersError):
+        client.request(f"{subject}.nobody", b"?", timeout=5)
     wait_until(lambda: len(traces.named(f"process {subject}")) == 3, 10, what="3 processed")
     found = traces.metrics()
 
@@ -390,4 +392,10 @@ def test_metrics_use_the_semantic_conventions_names(traces: Traces, client: sync
         if p.attributes.get("messaging.destination.template") == subject
     ]
     assert duration.count == 3
-    assert "messaging.client.operation.duration" in found
+    (request,) = [
+        p
+        for p in found["messaging.client.operation.duration"]
+        if p.attributes.get("messaging.destination.name") == f"{subject}.nobody"
+    ]
+    assert request.count == 1
+    assert request.attributes["error.type"] == "NoRespondersError"
