@@ -15,11 +15,12 @@ callbacks are wrapped then, not checked per message). The core never imports
 :class:`Hooks` is the whole interface, in the order the seams meet a message: sending
 (``publish``, ``request``, ``js_publish``, ``js_publish_async``), handling (``process``
 and ``js_process`` wrap a subscription's callback at subscribe time; ``received`` reports
-messages taken by ``next_msg``/``fetch``), settling (``settled``, ``dead_lettered``), and
+messages taken by ``next_msg``/``fetch``), settling (``settled``, ``dead_lettered``),
 what the layers above know about the message being handled (``handler_failed``,
-``service_call``, ``event``). A send hook calls back into the public method it was called
-from, with the headers in a :class:`TracedHeaders`, which tells the method that the hook has
-already seen this call.
+``service_call``, ``event``), and ``stamp`` for messages that someone else sends later (the
+Django outbox). A send hook calls back into the public method it was called from, with the
+headers in a :class:`TracedHeaders`, which tells the method that the hook has already seen
+this call.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class Hooks(Protocol):
 
     def event(self, event: Any, *, handling: bool) -> contextlib.AbstractContextManager[None]:
         """A typed event is being published (``handling=False``) or handled."""
+
+    def stamp(self, headers: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``headers`` with the current trace context added, for a message that another
+        thread or process sends later (the Django outbox's relay); the caller's thread."""
 
 
 #: The installed hooks; None when nothing is instrumented.

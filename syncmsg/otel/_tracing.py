@@ -213,8 +213,17 @@ class Tracing:
 
     # -- sending (the caller's thread) -------------------------------------------------------
     def _send_span(
-        self, operation: str, subject: str, size: int, kind: SpanKind, extra: Attributes = None
+        self,
+        operation: str,
+        subject: str,
+        size: int,
+        kind: SpanKind,
+        headers: Headers | None,
+        extra: Attributes = None,
     ) -> Span:
+        """A send span, child of the current span; or, when there is none and ``headers``
+        already carry a context (a message the Django outbox stamped when it was written),
+        of that context."""
         temporary = subject.startswith(INBOX_PREFIX)
         attributes: dict[str, Any] = {
             A_SYSTEM: SYSTEM,
@@ -231,11 +240,12 @@ class Tracing:
         if event:
             attributes.update(event)
         name = f"{operation} {'(temporary)' if temporary else subject}"
-        return self.tracer.start_span(name, kind=kind, attributes=attributes)
+        parent = None
+        if headers and not trace.get_current_span().get_span_context().is_valid:
+            parent = extract_context(headers)
+        return self.tracer.start_span(name, parent, kind=kind, attributes=attributes)
 
-    def _count_sent(
-        self, operation: str, subject: str, started: float | None, error: str
-    ) -> None:
+    def _count_sent(self, operation: str, subject: str, started: float | None, error: str) -> None:
         """Count one send; ``started`` (None for a core publish, which only queues the
         message) also records how long it took until the server's answer."""
         attributes = {
@@ -256,7 +266,7 @@ class Tracing:
             client.publish(subject, data, headers=TracedHeaders(headers or _EMPTY), reply=reply)
             return
         payload, size = _size(data)
-        span = self._send_span("publish", subject, size, SpanKind.PRODUCER)
+        span = self._send_span("publish", subject, size, SpanKind.PRODUCER, headers)
         error = ""
         try:
             client.publish(subject, payload, headers=_traced(headers, span), reply=reply)
@@ -285,7 +295,7 @@ class Tracing:
             return answer
         started = time.perf_counter()
         payload, size = _size(data)
-        span = self._send_span("request", subject, size, SpanKind.CLIENT)
+        span = self._send_span("request", subject, size, SpanKind.CLIENT, headers)
         error = ""
         try:
             with trace.use_span(span, end_on_exit=False):
@@ -306,7 +316,7 @@ class Tracing:
     def js_publish(self, send: Callable[..., Any], subject: str, **options: Any) -> Any:
         started = time.perf_counter()
         payload, size = _size(options.pop("data"))
-        span = self._js_span(subject, size, options.get("msg_id"))
+        span = self._js_span(subject, size, options.get("msg_id"), options.get("headers"))
         error = ""
         try:
             ack = send(
@@ -327,7 +337,7 @@ class Tracing:
     ) -> concurrent.futures.Future[Any]:
         started = time.perf_counter()
         payload, size = _size(options.pop("data"))
-        span = self._js_span(subject, size, options.get("msg_id"))
+        span = self._js_span(subject, size, options.get("msg_id"), options.get("headers"))
         try:
             future = send(
                 subject, data=payload, headers=_traced(options.pop("headers"), span), **options
@@ -355,9 +365,11 @@ class Tracing:
         future.add_done_callback(done)
         return future
 
-    def _js_span(self, subject: str, size: int, msg_id: str | None) -> Span:
+    def _js_span(
+        self, subject: str, size: int, msg_id: str | None, headers: Headers | None
+    ) -> Span:
         extra = {A_MESSAGE_ID: msg_id} if msg_id else None
-        return self._send_span("publish", subject, size, SpanKind.PRODUCER, extra)
+        return self._send_span("publish", subject, size, SpanKind.PRODUCER, headers, extra)
 
     @staticmethod
     def _acked(span: Span, ack: Any) -> None:
@@ -527,6 +539,13 @@ class Tracing:
             yield
         finally:
             _publishing_event.reset(token)
+
+    def stamp(self, headers: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not trace.get_current_span().get_span_context().is_valid:
+            return headers
+        stamped = dict(headers or _EMPTY)
+        propagate.inject(stamped)
+        return stamped
 
 
 def _event_attributes(event: Any) -> dict[str, str]:

@@ -9,11 +9,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from _otel_helpers import Traces
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import syncmsg
-from conftest import Traces
 from syncmsg.events import (
     EVENT_DEAD_LETTERS,
     EVENT_STREAMS,

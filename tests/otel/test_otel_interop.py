@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _otel_helpers import Traces
 
 import syncmsg
-from conftest import Traces
 
 NODEJS = Path(__file__).parent / "nodejs"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _otel_helpers import Inbox, Traces
 from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -20,7 +21,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 import syncmsg
 import syncmsg.otel
-from conftest import Inbox, Traces
 from syncmsg.jetstream import StreamSpec
 from syncmsg.testing import wait_until
 
