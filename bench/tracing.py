@@ -16,9 +16,11 @@ neighbour hurts them alike, against one nats-server of our own:
   drops the spans, and a MeterProvider: what recording every span costs.
 
 Each process publishes ``--count`` 16-byte messages from one thread, then flushes; the
-rate is messages per second including the flush. The medians and the best runs are
-printed, with each variant's ratios to ``base``'s; nothing is asserted (machines are
-shared and noisy).
+rate is messages per second including the flush, and the process's CPU time (publishing
+and event-loop threads) per message is measured too, as it is much less disturbed by
+other work on a shared machine than the rate. The medians and the best runs are printed,
+with each variant's ratios to ``base``'s; nothing is asserted (machines are shared and
+noisy).
 """
 
 from __future__ import annotations
@@ -67,13 +69,13 @@ with syncmsg.connect(url, timeout=10.0) as client:
     for _ in range(2000):  # warm up
         client.publish("bench.tracing", payload)
     client.flush(timeout=30)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     publish = client.publish
     for _ in range(count):
         publish("bench.tracing", payload)
     client.flush(timeout=120)
-    elapsed = time.perf_counter() - started
-print(json.dumps({"rate": count / elapsed}))
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+print(json.dumps({"rate": count / elapsed, "cpu_ns": cpu / count * 1e9}))
 """
 
 
@@ -94,7 +96,7 @@ def extract_base(ref: str, into: Path) -> Path:
     return into
 
 
-def run_one(variant: str, url: str, count: int, base_dir: Path) -> float:
+def run_one(variant: str, url: str, count: int, base_dir: Path) -> tuple[float, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(base_dir if variant == "base" else REPO_DIR)
     done = subprocess.run(
@@ -107,8 +109,8 @@ def run_one(variant: str, url: str, count: int, base_dir: Path) -> float:
     )
     if done.returncode != 0:
         raise RuntimeError(f"{variant}: {done.stderr.strip()}")
-    rate: float = json.loads(done.stdout.splitlines()[-1])["rate"]
-    return rate
+    result = json.loads(done.stdout.splitlines()[-1])
+    return float(result["rate"]), float(result["cpu_ns"])
 
 
 def main() -> None:
@@ -127,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     samples: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
     on_count = args.on_count or max(args.count // 10, 1000)
     with tempfile.TemporaryDirectory(prefix="syncmsg-bench-tracing-") as tmp:
         base_dir = extract_base(args.base, Path(tmp) / "base")
@@ -136,11 +139,16 @@ def main() -> None:
                 order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
                 for variant in order:
                     count = on_count if variant.startswith("on-") else args.count
-                    rate = run_one(variant, server.url, count, base_dir)
+                    rate, cpu_ns = run_one(variant, server.url, count, base_dir)
                     samples[variant].append(rate)
-                    print(f"rep {rep + 1} {variant}: {rate:,.0f} msg/s", file=sys.stderr)
+                    cpu[variant].append(cpu_ns)
+                    print(
+                        f"rep {rep + 1} {variant}: {rate:,.0f} msg/s, {cpu_ns:,.0f} CPU ns/msg",
+                        file=sys.stderr,
+                    )
     base = median(samples["base"]) if samples.get("base") else None
     base_best = max(samples["base"]) if samples.get("base") else None
+    base_cpu = median(cpu["base"]) if cpu.get("base") else None
     load = os.getloadavg()[0]
     for variant in variants:
         value = median(samples[variant])
@@ -158,6 +166,12 @@ def main() -> None:
                         round(max(samples[variant]) / base_best, 4) if base_best else None
                     ),
                     "samples": [round(s) for s in samples[variant]],
+                    # CPU time (both threads) per message: less disturbed by a busy
+                    # machine than the wall-clock rate; above 1.0 costs more than base.
+                    "cpu_ns_per_msg": round(median(cpu[variant])),
+                    "cpu_ratio_to_base": (
+                        round(median(cpu[variant]) / base_cpu, 4) if base_cpu else None
+                    ),
                     "count": on_count if variant.startswith("on-") else args.count,
                     "base": args.base,
                     "load": round(load, 2),

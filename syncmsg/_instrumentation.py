@@ -3,8 +3,10 @@
 Threading: :data:`active` is read by every thread that publishes, requests, subscribes or
 handles a message (caller threads, worker threads, the acks thread), with one attribute
 load; it is set by :func:`install` and :func:`uninstall`, from any thread, rarely (a plain
-assignment: readers see the old hooks or the new ones, never half of either). Nothing here
-runs on the event-loop thread.
+assignment: readers see the old hooks or the new ones, never half of either). Hooks run on
+the thread of the call they observe; that is the event-loop thread only for syncmsg's own
+acks and naks sent from it (``publish`` of a ``$JS.ACK`` subject, ``settled``), which never
+block.
 
 When nothing is installed, :data:`active` is None and each seam costs one attribute check:
 ``publish`` looks at it once per call, subscriptions once when they are made (their
@@ -35,7 +37,17 @@ if TYPE_CHECKING:
     from syncmsg._msg import Msg
     from syncmsg._types import Headers
 
-__all__ = ["Hooks", "TracedHeaders", "active", "enable", "event_scope", "install", "uninstall"]
+__all__ = [
+    "Hooks",
+    "TracedHeaders",
+    "active",
+    "dead_lettered",
+    "enable",
+    "event_scope",
+    "handler_failed",
+    "install",
+    "uninstall",
+]
 
 
 class TracedHeaders(dict[str, Any]):
@@ -148,3 +160,18 @@ def event_scope(event: Any, *, handling: bool) -> contextlib.AbstractContextMana
     if hooks is None:
         return _nothing()
     return hooks.event(event, handling=handling)
+
+
+# Seams off the hot path (failures, dead letters), read ``active`` once, like the others.
+def handler_failed(error: BaseException) -> None:
+    """Tell the instrumentation (if any) that a handler raised and the layer answered."""
+    hooks = active
+    if hooks is not None:
+        hooks.handler_failed(error)
+
+
+def dead_lettered(msg: Msg, subject: str | None, reason: str) -> None:
+    """Tell the instrumentation (if any) that ``msg`` was dead-lettered."""
+    hooks = active
+    if hooks is not None:
+        hooks.dead_lettered(msg, subject, reason)

@@ -153,8 +153,9 @@ class Msg:
         if not self._claim():
             return
         self._require_client().request(self._ack_subject(), b"+ACK", timeout=timeout)
-        if _instrumentation.active is not None:
-            _instrumentation.active.settled(self, b"+ACK")
+        tracing = _instrumentation.active
+        if tracing is not None:
+            tracing.settled(self, b"+ACK")
 
     def nak(self, delay: float | None = None) -> None:
         """Ask for redelivery, after ``delay`` seconds if given."""

@@ -447,8 +447,7 @@ class EventSubscriber:
                 " ".join(str(exc).split()),
             )
             self._report(exc, None)
-            if _instrumentation.active is not None:
-                _instrumentation.active.handler_failed(exc)
+            _instrumentation.handler_failed(exc)
             dead_letter(msg, exc)  # raises DeadLetterError: nak'd, tried again later
             return
         registry = self._registries[family.name]
@@ -461,8 +460,7 @@ class EventSubscriber:
                     handler(event)
                 except Exception as exc:
                     errors.append(exc)
-                    if _instrumentation.active is not None:
-                        _instrumentation.active.handler_failed(exc)
+                    _instrumentation.handler_failed(exc)
                     self._count("handler_errors")
                     log.exception(
                         "syncmsg: %s handler %s failed for event %s (%s)",

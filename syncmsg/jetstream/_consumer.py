@@ -153,8 +153,9 @@ class PulledSubscription(SubscriptionBase):
         )
         if self._handler is not None:
             handle: Callable[[Msg], Any] = self._handle
-            if _instrumentation.active is not None:  # a process span around handler and ack
-                handle = _instrumentation.active.js_process(self, handle)
+            tracing = _instrumentation.active
+            if tracing is not None:  # a process span around the handler and its ack
+                handle = tracing.js_process(self, handle)
             self._pool = WorkerPool(
                 f"syncmsg-js-{self.sid}", self._queue, handle, self._workers, self._on_error
             )

@@ -103,8 +103,7 @@ class DeadLetterer:
                 f"seq {meta.sequence_stream}) to {self.subject!r}: {exc}"
             ) from exc
         self.sent += 1
-        if _instrumentation.active is not None:
-            _instrumentation.active.dead_lettered(msg, self.subject, headers[LAST_ERROR])
+        _instrumentation.dead_lettered(msg, self.subject, headers[LAST_ERROR])
         log.warning(
             "syncmsg: dead-lettered %r (stream %s seq %d, %d deliveries) to %r: %s",
             msg.subject,

@@ -464,7 +464,7 @@ class Tracing:
         attributes: dict[str, Any] = {
             A_SYSTEM: SYSTEM,
             A_OPERATION_TYPE: "receive",
-            A_OPERATION_NAME: "fetch" if len(msgs) > 1 or stream else "next_msg",
+            A_OPERATION_NAME: "receive",
         }
         measured = dict(attributes)
         if stream:

@@ -182,8 +182,7 @@ class Endpoint:
             )
             if self._client is not None:
                 self._client.hooks.report_error(exc, request.msg)
-            if _instrumentation.active is not None:
-                _instrumentation.active.handler_failed(exc)
+            _instrumentation.handler_failed(exc)
         return code, one_line(description), data
 
     def _where(self, request: Request) -> str:
