@@ -399,3 +399,30 @@ def test_metrics_use_the_semantic_conventions_names(traces: Traces, client: sync
     ]
     assert request.count == 1
     assert request.attributes["error.type"] == "NoRespondersError"
+
+
+# ------------------------------------------------------------------------- failures
+def test_failed_sends_are_recorded(traces: Traces, client: syncmsg.Client) -> None:
+    with pytest.raises(syncmsg.InvalidSubjectError):
+        client.publish("bad subject", b"x")
+    js = client.jetstream(no_responders_wait=0.1)  # do not wait for the stream to appear
+    missing = unique("nostream")
+    with pytest.raises(syncmsg.SyncMsgError):
+        js.publish(f"{missing}.a", b"x", timeout=1)
+    future = js.publish_async(f"{missing}.b", b"x", timeout=1)
+    with pytest.raises(syncmsg.SyncMsgError):
+        future.result(timeout=10)
+    spans = {s.name: s for s in traces.wait_for(f"publish {missing}.b")}
+    for name in ("publish bad subject", f"publish {missing}.a", f"publish {missing}.b"):
+        span = spans.get(name) or traces.named(name)[0]
+        assert span.status.status_code is StatusCode.ERROR, name
+        assert span.attributes is not None and span.attributes["error.type"], name
+
+
+def test_extract_reads_the_headers_in_any_case() -> None:
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    msg = syncmsg.Msg("s", b"", headers={"Traceparent": f"00-{trace_id}-{span_id}-01"})
+    context = trace.get_current_span(syncmsg.otel.extract(msg)).get_span_context()
+    assert (f"{context.trace_id:032x}", f"{context.span_id:016x}") == (trace_id, span_id)
+    empty = syncmsg.otel.extract(syncmsg.Msg("s", b""))
+    assert not trace.get_current_span(empty).get_span_context().is_valid
