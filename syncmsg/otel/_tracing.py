@@ -127,8 +127,14 @@ def _size(data: Any) -> tuple[bytes, int]:
 
 
 def _internal(subject: str) -> bool:
-    """``$JS.API``, acks, ``$SRV`` discovery, ``$SYS``: the protocol, not the application."""
+    """``$JS.API``, acks, ``$SRV`` discovery, ``$SYS``, KV's ``$KV`` and the object store's
+    ``$O``: the protocol and syncmsg's own stores, not the application's messages."""
     return subject.startswith("$")
+
+
+def _in_trace() -> bool:
+    """Whether this thread has a current span (of its own, or a sender's attached)."""
+    return trace.get_current_span().get_span_context().is_valid
 
 
 def _link(headers: Mapping[str, Any] | None) -> Link | None:
@@ -241,7 +247,7 @@ class Tracing:
             attributes.update(event)
         name = f"{operation} {'(temporary)' if temporary else subject}"
         parent = None
-        if headers and not trace.get_current_span().get_span_context().is_valid:
+        if headers and not _in_trace():
             parent = extract_context(headers)
         return self.tracer.start_span(name, parent, kind=kind, attributes=attributes)
 
@@ -262,7 +268,9 @@ class Tracing:
     def publish(
         self, client: Any, subject: str, data: Any, headers: Headers | None, reply: str | None
     ) -> None:
-        if _internal(subject):
+        if _internal(subject) or (subject.startswith(INBOX_PREFIX) and not _in_trace()):
+            # The protocol's own; or a reply sent outside any trace ($SRV discovery's), which
+            # would be a trace of one span.
             client.publish(subject, data, headers=TracedHeaders(headers or _EMPTY), reply=reply)
             return
         payload, size = _size(data)
@@ -314,6 +322,8 @@ class Tracing:
             self._count_sent("request", subject, started, error)
 
     def js_publish(self, send: Callable[..., Any], subject: str, **options: Any) -> Any:
+        if _internal(subject):  # a KV put, an object store's chunk or its meta
+            return send(subject, headers=TracedHeaders(options.pop("headers") or _EMPTY), **options)
         started = time.perf_counter()
         payload, size = _size(options.pop("data"))
         span = self._js_span(subject, size, options.get("msg_id"), options.get("headers"))
@@ -335,6 +345,8 @@ class Tracing:
     def js_publish_async(
         self, send: Callable[..., concurrent.futures.Future[Any]], subject: str, **options: Any
     ) -> concurrent.futures.Future[Any]:
+        if _internal(subject):
+            return send(subject, headers=TracedHeaders(options.pop("headers") or _EMPTY), **options)
         started = time.perf_counter()
         payload, size = _size(options.pop("data"))
         span = self._js_span(subject, size, options.get("msg_id"), options.get("headers"))
@@ -438,6 +450,8 @@ class Tracing:
         }
         if queue:
             base[A_GROUP] = queue
+        if _internal(subject):  # $SRV discovery: the protocol, not the application
+            return callback
         temporary = subject.startswith(INBOX_PREFIX)
         return self._wrap(
             f"process {'(temporary)' if temporary else subject}", base, False, callback
@@ -460,6 +474,7 @@ class Tracing:
         if not msgs:
             return
         links = links_of(msgs)
+        orphan = not links and not _in_trace()  # a trace of one span: counted, not traced
         stream = getattr(subscription, "stream", None)
         attributes: dict[str, Any] = {
             A_SYSTEM: SYSTEM,
@@ -478,6 +493,9 @@ class Tracing:
             attributes[A_BATCH] = len(msgs)
         if subscription.subject:
             attributes[A_TEMPLATE] = measured[A_TEMPLATE] = subscription.subject
+        self.consumed.add(len(msgs), measured)
+        if orphan:
+            return
         where = stream or subscription.subject
         span = self.tracer.start_span(
             f"receive {where}",
@@ -487,7 +505,6 @@ class Tracing:
             start_time=started_ns,
         )
         span.end()
-        self.consumed.add(len(msgs), measured)
 
     # -- settling and the layers above (the thread handling the message) -----------------
     def settled(self, msg: Msg, body: bytes) -> None:
@@ -541,7 +558,7 @@ class Tracing:
             _publishing_event.reset(token)
 
     def stamp(self, headers: dict[str, Any] | None) -> dict[str, Any] | None:
-        if not trace.get_current_span().get_span_context().is_valid:
+        if not _in_trace():
             return headers
         stamped = dict(headers or _EMPTY)
         propagate.inject(stamped)

@@ -426,3 +426,20 @@ def test_extract_reads_the_headers_in_any_case() -> None:
     assert (f"{context.trace_id:032x}", f"{context.span_id:016x}") == (trace_id, span_id)
     empty = syncmsg.otel.extract(syncmsg.Msg("s", b""))
     assert not trace.get_current_span(empty).get_span_context().is_valid
+
+
+def test_protocol_and_store_subjects_are_not_traced(traces: Traces, client: syncmsg.Client) -> None:
+    from syncmsg import services
+
+    name = unique("quiet")
+    svc = client.add_service(name, version="1.0.0")
+    js = client.jetstream()
+    kv = js.create_key_value(unique("KVQ"), storage="memory")
+    try:
+        assert [p.name for p in services.ping(client, name, timeout=1.0)] == [name]
+        kv.put("k", b"v")
+        assert kv.get("k").value == b"v"
+    finally:
+        svc.stop()
+        js.delete_key_value(kv.bucket)
+    assert [(s.name, s.kind.name) for s in traces.spans()] == []
