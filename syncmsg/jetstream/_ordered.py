@@ -27,7 +27,10 @@ The initial backlog: ``initial_pending`` is how many messages the stream held fo
 consumer when it started; ``caught_up`` turns True (and :meth:`~OrderedConsumer.wait_caught_up`
 returns) once the last of them has been handled (or taken by ``next_msg``); a message's
 ``metadata.num_pending`` says how many were still after it when it was delivered. This is
-what a key-value watcher needs to tell the initial values from the updates.
+what a key-value watcher needs to tell the initial values from the updates. A message the
+consumer counted may vanish before it is delivered (its TTL ran out, it was purged): an idle
+heartbeat of an open pull request, which says the server has nothing more to deliver, then
+ends the backlog with the last message accepted.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class OrderedConsumer(PulledSubscription):
         self._reset_reason: str | None = None
         self._outage_reported = False
         self._backlog_end: JsMsg | None = None
+        self._last_accepted: JsMsg | None = None
+        self._last_released: JsMsg | None = None
         self._caught_up = threading.Event()
         #: How many messages the stream held for this consumer when it started (None until
         #: the first consumer exists).
@@ -125,6 +130,7 @@ class OrderedConsumer(PulledSubscription):
             expires=ORDERED_EXPIRES,
         )
         self._puller.next_subject = ""  # nothing is pulled before the consumer exists
+        self._puller.on_idle = self._server_idle
 
     # ------------------------------------------------------------------ consumers
     def _next_name(self) -> str:
@@ -206,10 +212,27 @@ class OrderedConsumer(PulledSubscription):
                 msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, host)
                 msg._metadata = meta
                 accepted.append(msg)
+                self._last_accepted = msg
                 backlog_ends = meta.num_pending == 0 and not self._caught_up.is_set()
                 if backlog_ends and self._backlog_end is None:
                     self._backlog_end = msg
         return accepted
+
+    def _server_idle(self) -> None:
+        """An idle heartbeat of an open pull request: the server has nothing more for this
+        consumer now. Messages of the initial backlog that never came (they expired or were
+        removed after the consumer counted them) are then not waited for: the backlog ends
+        with the last message accepted (at once, if it has been handled already)."""
+        if self._caught_up.is_set():
+            return
+        with self._lock:
+            if self._current is None:
+                return  # between two consumers: the next one may still bring some
+            last = self._last_accepted
+            if last is None or last is self._last_released:
+                self._caught_up.set()
+            elif self._backlog_end is None:
+                self._backlog_end = last
 
     def _on_trouble(self, status: str, description: str) -> None:
         text = description.lower()
@@ -237,8 +260,10 @@ class OrderedConsumer(PulledSubscription):
     # ------------------------------------------------------------------ any thread
     def _release(self, msg: JsMsg, *, pull: bool = True) -> None:
         super()._release(msg, pull=pull)
-        if msg is self._backlog_end:
-            self._caught_up.set()
+        with self._lock:  # against _server_idle's look at the last released message
+            self._last_released = msg
+            if msg is self._backlog_end:
+                self._caught_up.set()
 
     def _give_back(self, msg: JsMsg) -> None:
         """Nothing to give back: an ordered consumer acknowledges nothing."""

@@ -192,6 +192,9 @@ class Puller:
         #: The pin the server gave us (a pinned_client consumer), sent with each request.
         self.pin_id: str | None = None
         self.last_activity = time.monotonic()
+        #: Called (on the loop thread) when an open pull request gets an idle heartbeat:
+        #: the server has nothing more to deliver to the consumer right now.
+        self.on_idle: Callable[[], None] | None = None
         self._connection = connection
         self._on_trouble = on_trouble
         self._expiries: deque[tuple[float, str]] = deque()  # (forget at, reply), oldest first
@@ -268,6 +271,8 @@ class Puller:
 
     def on_status(self, request: _PullRequest | None, nats_msg: Any) -> None:
         status = status_of(nats_msg)
+        if status == HEARTBEAT and request is not None and self.on_idle is not None:
+            self.on_idle()
         if status is None or status == HEARTBEAT:
             return
         if status == PIN_MISMATCH:

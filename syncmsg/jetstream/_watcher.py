@@ -43,6 +43,8 @@ T = TypeVar("T")
 Convert = Callable[[JsMsg], "T | None"]
 #: How long one wait of an iteration lasts before it looks again (so Ctrl-C gets through).
 _ITER_SLICE = 1.0
+#: How long one wait for the initial values lasts before ``caught_up`` is looked at again.
+_BACKLOG_SLICE = 0.25
 
 
 class Watcher(Generic[T]):
@@ -128,7 +130,17 @@ class Watcher(Generic[T]):
             left = deadline.left()
             if left <= 0:
                 raise TimeoutError(f"no {self._what} update within {timeout:g}s")
-            item = self._convert(sub.next_msg(timeout=left))
+            if not self._marked:
+                # The initial values may also end without a message (the last of them
+                # vanished before delivery: the server's idle heartbeat says so).
+                left = min(left, _BACKLOG_SLICE)
+            try:
+                msg = sub.next_msg(timeout=left)
+            except TimeoutError:
+                if not self._marked and deadline.left() > 0:
+                    continue
+                raise TimeoutError(f"no {self._what} update within {timeout:g}s") from None
+            item = self._convert(msg)
             if item is not None:
                 return item
 
