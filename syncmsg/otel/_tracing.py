@@ -458,6 +458,8 @@ class Tracing:
         )
 
     def js_process(self, subscription: Any, handle: Callable[[Msg], Any]) -> Callable[[Msg], Any]:
+        if _internal(subscription.subject or ""):  # a KV watch, an object store's reads
+            return handle
         base: dict[str, Any] = {
             A_SYSTEM: SYSTEM,
             A_OPERATION_TYPE: "process",
@@ -471,7 +473,7 @@ class Tracing:
 
     def received(self, subscription: Any, msgs: list[Any], started_ns: int) -> None:
         """A receive span from the read's start to now, linked to each message's sender."""
-        if not msgs:
+        if not msgs or _internal(subscription.subject or ""):
             return
         links = links_of(msgs)
         orphan = not links and not _in_trace()  # a trace of one span: counted, not traced

@@ -437,8 +437,12 @@ def test_protocol_and_store_subjects_are_not_traced(traces: Traces, client: sync
     kv = js.create_key_value(unique("KVQ"), storage="memory")
     try:
         assert [p.name for p in services.ping(client, name, timeout=1.0)] == [name]
+        seen: list[Any] = []
+        watch = kv.watch("k", seen.append)  # an ordered consumer with a handler
         kv.put("k", b"v")
         assert kv.get("k").value == b"v"
+        wait_until(lambda: any(getattr(e, "value", None) == b"v" for e in seen), 10)
+        watch.stop()
     finally:
         svc.stop()
         js.delete_key_value(kv.bucket)
