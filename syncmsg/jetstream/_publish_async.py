@@ -30,6 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, pub_command
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._errors import (
@@ -111,6 +112,12 @@ class AsyncPublisher:
         ttl: Duration | None,
         timeout: float | None,
     ) -> concurrent.futures.Future[PubAck]:
+        tracing = _instrumentation.active
+        if tracing is not None and type(headers) is not _instrumentation.TracedHeaders:
+            return tracing.js_publish_async(  # calls back with the trace context
+                self.publish_async, subject, data=data, msg_id=msg_id, headers=headers,
+                expect=expect, ttl=ttl, timeout=timeout,
+            )  # fmt: skip
         conn = self._client.connection()
         wait = check_timeout(timeout, self.timeout)
         message = prepare(subject, data, msg_id, headers, expect, ttl, conn)

@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import pub_command
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue
@@ -430,6 +431,8 @@ class PullSubscription(SubscriptionBase):
             raise ConnectionClosedError(f"pull subscription {self.name!r} is closed")
         wait = check_timeout(timeout, self._host.config.timeout)
         pull = self._pull_group(group, min_pending, min_ack_pending)
+        tracing = _instrumentation.active
+        started = time.time_ns() if tracing is not None else 0
         conn = self._host.connection()
         fetch = _Fetch(batch, f"{self.stream}/{self.name}", None if pull is None else pull.group)
         # The server must end the request before we stop waiting for it.
@@ -449,6 +452,8 @@ class PullSubscription(SubscriptionBase):
             self._pins.pop(pull.group, None)
         if fetch.error is not None and not fetch.msgs:
             raise fetch.error
+        if tracing is not None and fetch.msgs:
+            tracing.received(self, fetch.msgs, started)
         return list(fetch.msgs)
 
     def _pull_group(
