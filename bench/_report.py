@@ -512,8 +512,27 @@ def write_report(
         add(FINDINGS.read_text(encoding="utf-8").rstrip())
         add("")
     before_after(add, by)
+    md.extend(_sections_of_other_benchmarks(out, md))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(md), encoding="utf-8")
+
+
+def _sections_of_other_benchmarks(out: Path, md: list[str]) -> list[str]:
+    """The ``## `` sections of the page as it stands that this report does not write: those
+    of the other benchmarks (the object store's, tracing's), which a rewrite must keep."""
+    if not out.exists():
+        return []
+    ours = {line for line in md if line.startswith("## ")}
+    kept: list[str] = []
+    keeping = False
+    for line in out.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keeping = line not in ours
+        if keeping:
+            kept.append(line)
+    if kept and md and md[-1] != "":
+        kept.insert(0, "")
+    return kept
 
 
 def _bounded(line: dict[str, Any]) -> bool:

@@ -35,6 +35,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload, pub_command
 from syncmsg._config import Config
 from syncmsg._connection import Connection
@@ -53,6 +54,7 @@ from syncmsg._errors import (
     is_definite_refusal,
 )
 from syncmsg._hooks import Hooks
+from syncmsg._instrumentation import TracedHeaders
 from syncmsg._lifecycle import (
     CLOSED,
     CONNECTED,
@@ -128,6 +130,8 @@ class Client:
         self._errors = 0
         self._calls = 0
         self._js: JetStream | None = None
+        if self._config.tracing:
+            _instrumentation.enable()
         _live_clients.add(self)
 
     def __repr__(self) -> str:
@@ -397,6 +401,10 @@ class Client:
         until the server has them. Raises on bad input before anything is queued, and
         :class:`~syncmsg.BufferFullError` when disconnected with a full reconnect buffer.
         """
+        tracing = _instrumentation.active  # None unless syncmsg.otel is instrumenting
+        if tracing is not None and type(headers) is not TracedHeaders:
+            tracing.publish(self, subject, data, headers, reply)  # calls back, traced
+            return
         # The hot path. os.getpid() is a system call, so the pid is checked on every 64th
         # call and whenever a fork hook has run; a child without fork hooks (uWSGI) is
         # caught within a few calls, and what it queued meanwhile moves to its new
@@ -446,6 +454,9 @@ class Client:
 
         :raises LoopThreadError: called from the event-loop thread.
         """
+        tracing = _instrumentation.active
+        if tracing is not None and type(headers) is not TracedHeaders:
+            return tracing.request(self, subject, data, headers, timeout, retry)
         timeout = check_timeout(timeout, self._config.timeout)
         conn = self.connection()
         self._guard(conn, "request")
@@ -508,6 +519,9 @@ class Client:
         conn, queue_group, handoff, wait = self._prepare_subscription(
             subject, queue, pending_msgs_limit, pending_bytes_limit, timeout
         )
+        tracing = _instrumentation.active
+        if tracing is not None:  # wrapped once here rather than checked per message
+            callback = tracing.process(self, subject, queue_group, callback)
         sub = Subscription(self, subject, queue_group, handoff, callback, workers, error_callback)
         sub._open(conn, subject, wait, limit=_check_max_msgs(max_msgs))
         sub._start_workers()

@@ -224,6 +224,11 @@ class Config(BaseSettings):
     drain_timeout: float = Field(30.0, gt=0)
     close_timeout: float = Field(10.0, gt=0)
     atexit_timeout: float = Field(5.0, ge=0, description="Flush deadline at interpreter exit.")
+    tracing: bool = Field(
+        False,
+        description="Trace and measure with OpenTelemetry (the otel extra): the same as "
+        "calling syncmsg.otel.instrument(), for the whole process.",
+    )
 
     @field_validator("url", mode="before")
     @classmethod

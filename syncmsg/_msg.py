@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, decode_json, decode_model
 
 if TYPE_CHECKING:
@@ -152,6 +153,9 @@ class Msg:
         if not self._claim():
             return
         self._require_client().request(self._ack_subject(), b"+ACK", timeout=timeout)
+        tracing = _instrumentation.active
+        if tracing is not None:
+            tracing.settled(self, b"+ACK")
 
     def nak(self, delay: float | None = None) -> None:
         """Ask for redelivery, after ``delay`` seconds if given."""
@@ -181,6 +185,9 @@ class Msg:
         subject = self._ack_subject()
         if self._claim():
             self._require_client().publish(subject, body)
+            tracing = _instrumentation.active
+            if tracing is not None:
+                tracing.settled(self, body)
 
     def _ack_subject(self) -> str:
         if not self.reply.startswith(_ACK_PREFIX):

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue, WorkerPool
 from syncmsg._errors import ConnectionClosedError, SlowConsumerError, TimeoutError
@@ -366,21 +367,29 @@ class SyncSubscription(SubscriptionBase):
         :class:`~syncmsg.ConnectionClosedError` once the subscription is closed.
         """
         timeout = check_timeout(timeout, self._host.config.timeout)
+        tracing = _instrumentation.active
+        started = time.time_ns() if tracing is not None else 0
         msg = self._queue.take(timeout)
         if msg is None:
             if self._queue.closed:
                 raise ConnectionClosedError(f"subscription to {self.subject!r} is closed")
             raise TimeoutError(f"no message on {self.subject!r} within {timeout:g}s")
         self._queue.done([msg])
+        if tracing is not None:
+            tracing.received(self, [msg], started)
         return msg
 
     def __iter__(self) -> Iterator[Msg]:
         """Yield messages as they arrive until the subscription or the client closes."""
         while True:
+            tracing = _instrumentation.active
+            started = time.time_ns() if tracing is not None else 0
             msg = self._queue.take(None)
             if msg is None:
                 return
             self._queue.done([msg])
+            if tracing is not None:
+                tracing.received(self, [msg], started)
             yield msg
 
     def __enter__(self) -> SyncSubscription:

@@ -11,6 +11,8 @@
     syncmsg context add prod -s nats://prod:4222 --creds ~/prod.creds --select
     syncmsg bench pub|sub|req|js
     syncmsg services ls|info|stats                   # NATS micro services (ADR-32)
+    syncmsg kv add|ls|get|put|del|history|watch      # key-value buckets
+    syncmsg object add|ls|put|get|info|rm            # object stores
     syncmsg demo
 
 It needs the ``cli`` extra (click, rich, PyYAML, platformdirs); ``import syncmsg`` never
@@ -28,9 +30,9 @@ Layout: one module per command group, plus shared private helpers:
 * ``_exit.py``: exit codes and the error -> exit code table;
 * ``_contexts.py``: the saved contexts' storage; ``_messages.py``: payloads and headers;
 * commands: ``server``, ``demo``, ``pub``, ``sub``, ``req`` (req, reply), ``streams``,
-  ``health``, ``context``, ``bench``, ``services``.
+  ``health``, ``context``, ``bench``, ``services``, ``kv``, ``object``.
 
-Adding a command group (say ``kv``) takes one new module and one line:
+Adding a command group takes one new module and one line, as ``kv`` did (shortened):
 
 1. ``syncmsg/cli/kv.py``::
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from syncmsg._errors import (
     ConfigurationError,
     ConsumerNotFoundError,
+    KeyNotFoundError,
     NatsConnectionError,
     NoRespondersError,
+    ObjectNotFoundError,
     StreamNotFoundError,
     SyncMsgError,
 )
@@ -33,7 +35,7 @@ EXIT_ERROR = 1  #: any other error (a failed remote handler, a refused stream ch
 EXIT_USAGE = 2  #: bad arguments or configuration
 EXIT_UNAVAILABLE = 3  #: no server reachable, authorization refused, or not healthy
 EXIT_TIMEOUT = 4  #: a request, a publish or a wait ran out of time
-EXIT_NOT_FOUND = 5  #: no responders, no such stream, consumer or context
+EXIT_NOT_FOUND = 5  #: no responders, no such stream, consumer, context, bucket, key or object
 EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -51,6 +53,7 @@ _EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], 
     (NatsConnectionError, EXIT_UNAVAILABLE),
     (SyncTimeoutError, EXIT_TIMEOUT),
     ((NoRespondersError, StreamNotFoundError, ConsumerNotFoundError), EXIT_NOT_FOUND),
+    ((KeyNotFoundError, ObjectNotFoundError), EXIT_NOT_FOUND),  # a key or an object
 )
 
 

@@ -9,6 +9,8 @@ from syncmsg.cli import (  # noqa: F401  (imported for their commands)
     context,
     demo,
     health,
+    kv,
+    object,
     pub,
     req,
     server,

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from syncmsg import _instrumentation
 from syncmsg.events._build import (
     DEFAULT_SOURCE,
     agent_event,
@@ -188,13 +189,14 @@ class EventPublisher:
             if correlation is not None:
                 event = event.model_copy(update={"correlation_id": correlation})
         encoded = self._codec.encode(event)
-        ack = self._js().publish(
-            encoded.subject,
-            encoded.data,
-            msg_id=str(event.id),
-            headers=encoded.headers or None,
-            timeout=self._timeout if timeout is None else timeout,
-        )
+        with _instrumentation.event_scope(event, handling=False):  # its correlation on spans
+            ack = self._js().publish(
+                encoded.subject,
+                encoded.data,
+                msg_id=str(event.id),
+                headers=encoded.headers or None,
+                timeout=self._timeout if timeout is None else timeout,
+            )
         return EventAck(
             stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate, domain=ack.domain, event=event
         )

@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from syncmsg import _instrumentation
 from syncmsg._deadline import Deadline
 from syncmsg._errors import PayloadError, SyncMsgError
 from syncmsg._subjects import check_token
@@ -446,18 +447,20 @@ class EventSubscriber:
                 " ".join(str(exc).split()),
             )
             self._report(exc, None)
+            _instrumentation.handler_failed(exc)
             dead_letter(msg, exc)  # raises DeadLetterError: nak'd, tried again later
             return
         registry = self._registries[family.name]
         handlers = registry.handlers  # a snapshot: lists are replaced, never mutated
         chosen = [*handlers.get(event.type.value, ()), *handlers.get(WILDCARD, ())]
         errors: list[BaseException] = []
-        with handling(event):
+        with handling(event), _instrumentation.event_scope(event, handling=True):
             for handler in chosen:
                 try:
                     handler(event)
                 except Exception as exc:
                     errors.append(exc)
+                    _instrumentation.handler_failed(exc)
                     self._count("handler_errors")
                     log.exception(
                         "syncmsg: %s handler %s failed for event %s (%s)",

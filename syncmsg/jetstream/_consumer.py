@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue, WorkerPool
 from syncmsg._errors import (
@@ -151,8 +152,12 @@ class PulledSubscription(SubscriptionBase):
             bytes_limit=self._host.config.pending_bytes_limit,
         )
         if self._handler is not None:
+            handle: Callable[[Msg], Any] = self._handle
+            tracing = _instrumentation.active
+            if tracing is not None:  # a process span around the handler and its ack
+                handle = tracing.js_process(self, handle)
             self._pool = WorkerPool(
-                f"syncmsg-js-{self.sid}", self._queue, self._handle, self._workers, self._on_error
+                f"syncmsg-js-{self.sid}", self._queue, handle, self._workers, self._on_error
             )
         self._keeper = threading.Thread(
             target=self._keep, name=f"syncmsg-js-{self.sid}-keeper", daemon=True
@@ -628,6 +633,8 @@ class SyncReads(PulledSubscription):
 
     def _take(self, timeout: float | None, limit: int) -> list[JsMsg]:
         queue = self._queue
+        tracing = _instrumentation.active
+        started = time.time_ns() if tracing is not None else 0
         batch = queue.take_batch(timeout, limit)
         if not batch:
             if queue.closed:
@@ -639,6 +646,8 @@ class SyncReads(PulledSubscription):
             assert isinstance(msg, JsMsg)
             self._taken(msg)
             taken.append(msg)
+        if tracing is not None:
+            tracing.received(self, taken, started)
         return taken
 
     def _taken(self, msg: JsMsg) -> None:

@@ -27,6 +27,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from syncmsg import _instrumentation
 from syncmsg._errors import DeadLetterError, StreamNotFoundError, SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg.jetstream._message import describe
@@ -102,6 +103,7 @@ class DeadLetterer:
                 f"seq {meta.sequence_stream}) to {self.subject!r}: {exc}"
             ) from exc
         self.sent += 1
+        _instrumentation.dead_lettered(msg, self.subject, headers[LAST_ERROR])
         log.warning(
             "syncmsg: dead-lettered %r (stream %s seq %d, %d deliveries) to %r: %s",
             msg.subject,

@@ -25,10 +25,12 @@ retries with backoff until it succeeds or the subscription ends; a failure is re
 
 The initial backlog: ``initial_pending`` is how many messages the stream held for the
 consumer when it started; ``caught_up`` turns True (and :meth:`~OrderedConsumer.wait_caught_up`
-returns) once the last of them has been handled (or taken by ``next_msg``), or once the
-server says the rest went undelivered (expired, purged: the keeper asks); a message's
+returns) once the last of them has been handled (or taken by ``next_msg``); a message's
 ``metadata.num_pending`` says how many were still after it when it was delivered. This is
-what a key-value watcher needs to tell the initial values from the updates.
+what a key-value watcher needs to tell the initial values from the updates. A message the
+consumer counted may vanish before it is delivered (its TTL ran out, it was purged): an idle
+heartbeat of an open pull request, which says the server has nothing more to deliver, then
+ends the backlog with the last message accepted.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ import datetime as dt
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -104,9 +105,9 @@ class OrderedConsumer(PulledSubscription):
         self._reset_reason: str | None = None
         self._outage_reported = False
         self._backlog_end: JsMsg | None = None
+        self._last_accepted: JsMsg | None = None
+        self._last_released: JsMsg | None = None
         self._caught_up = threading.Event()
-        self._last_accepted = time.monotonic()  # when a message was last accepted
-        self._backlog_asked = 0.0  # when the server was last asked about the backlog
         #: How many messages the stream held for this consumer when it started (None until
         #: the first consumer exists).
         self.initial_pending: int | None = None
@@ -129,6 +130,7 @@ class OrderedConsumer(PulledSubscription):
             expires=ORDERED_EXPIRES,
         )
         self._puller.next_subject = ""  # nothing is pulled before the consumer exists
+        self._puller.on_idle = self._server_idle
 
     # ------------------------------------------------------------------ consumers
     def _next_name(self) -> str:
@@ -210,11 +212,27 @@ class OrderedConsumer(PulledSubscription):
                 msg = JsMsg(nats_msg.subject, nats_msg.data, nats_msg.headers, nats_msg.reply, host)
                 msg._metadata = meta
                 accepted.append(msg)
-                self._last_accepted = time.monotonic()
+                self._last_accepted = msg
                 backlog_ends = meta.num_pending == 0 and not self._caught_up.is_set()
                 if backlog_ends and self._backlog_end is None:
                     self._backlog_end = msg
         return accepted
+
+    def _server_idle(self) -> None:
+        """An idle heartbeat of an open pull request: the server has nothing more for this
+        consumer now. Messages of the initial backlog that never came (they expired or were
+        removed after the consumer counted them) are then not waited for: the backlog ends
+        with the last message accepted (at once, if it has been handled already)."""
+        if self._caught_up.is_set():
+            return
+        with self._lock:
+            if self._current is None:
+                return  # between two consumers: the next one may still bring some
+            last = self._last_accepted
+            if last is None or last is self._last_released:
+                self._caught_up.set()
+            elif self._backlog_end is None:
+                self._backlog_end = last
 
     def _on_trouble(self, status: str, description: str) -> None:
         text = description.lower()
@@ -242,8 +260,10 @@ class OrderedConsumer(PulledSubscription):
     # ------------------------------------------------------------------ any thread
     def _release(self, msg: JsMsg, *, pull: bool = True) -> None:
         super()._release(msg, pull=pull)
-        if msg is self._backlog_end:
-            self._caught_up.set()
+        with self._lock:  # against _server_idle's look at the last released message
+            self._last_released = msg
+            if msg is self._backlog_end:
+                self._caught_up.set()
 
     def _give_back(self, msg: JsMsg) -> None:
         """Nothing to give back: an ordered consumer acknowledges nothing."""
@@ -281,45 +301,6 @@ class OrderedConsumer(PulledSubscription):
             self._puller.expire(now)
         if self._reset_reason is not None:
             self._reset()
-        elif not self._caught_up.is_set():
-            self._backlog_gone(now)
-
-    def _backlog_gone(self, now: float) -> None:
-        """Catch up when the end of the backlog went before it was delivered.
-
-        The backlog ends with the message delivered when nothing followed it
-        (``num_pending == 0``). If the backlog's last messages are removed before they are
-        delivered (their TTL, a purge, a delete), that message never comes. So once nothing
-        has been accepted for a heartbeat and nothing is in hand, the server is asked (at
-        most once a heartbeat): nothing pending, and nothing delivered that was not
-        accepted, means the backlog is over; what comes later is an update.
-        """
-        if now - self._last_accepted < ORDERED_HEARTBEAT:
-            return
-        if now - self._backlog_asked < ORDERED_HEARTBEAT:
-            return
-        with self._lock:
-            name, accepted = self._current, self._consumer_seq
-            busy = self._backlog_end is not None or self._flow.in_hand > 0
-        if name is None or busy:
-            return
-        self._backlog_asked = now
-        try:
-            info = self._js.consumer_info(self.stream, name, timeout=_DELETE_TIMEOUT)
-        except SyncMsgError:
-            return  # a lost consumer is the heartbeats' and resets' business
-        with self._lock:
-            over = (
-                info.num_pending == 0
-                and info.delivered.consumer_seq == accepted
-                and self._current == name
-                and self._consumer_seq == accepted
-                and self._backlog_end is None
-                and self._flow.in_hand == 0
-            )
-            if over:
-                log.debug("syncmsg: ordered consumer %s: its backlog went undelivered", name)
-                self._caught_up.set()
 
     def _reset(self) -> None:
         """Delete the consumer and create the next one, right after the last message

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload
 from syncmsg._deadline import check_timeout
 from syncmsg._errors import (
@@ -313,6 +314,13 @@ class Publisher:
         ttl: Duration | None,
         timeout: float | None,
     ) -> PubAck:
+        tracing = _instrumentation.active
+        if tracing is not None and type(headers) is not _instrumentation.TracedHeaders:
+            ack: PubAck = tracing.js_publish(  # calls back with the context in the headers
+                self.publish, subject, data=data, msg_id=msg_id, headers=headers,
+                expect=expect, ttl=ttl, timeout=timeout,
+            )  # fmt: skip
+            return ack
         client = self._client
         conn = client.connection()
         if conn.in_loop_thread():

@@ -30,6 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, pub_command
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._errors import (
@@ -59,6 +60,11 @@ __all__ = ["AsyncPublisher"]
 _thread_ids = itertools.count(1)
 #: The acks thread ends after this long with nothing to do.
 _IDLE_EXIT = 2.0
+#: Answered attempts may stay in the timeouts heap (it is ordered by deadline, so they are
+#: not removed when their ack comes); the heap is swept once it holds this many more than
+#: the window, so that the payloads of acknowledged messages are not kept until their
+#: deadlines (a fast writer would otherwise hold every message of its last ``timeout``).
+_SWEEP_SLACK = 64
 
 
 class AsyncPublisher:
@@ -106,6 +112,12 @@ class AsyncPublisher:
         ttl: Duration | None,
         timeout: float | None,
     ) -> concurrent.futures.Future[PubAck]:
+        tracing = _instrumentation.active
+        if tracing is not None and type(headers) is not _instrumentation.TracedHeaders:
+            return tracing.js_publish_async(  # calls back with the trace context
+                self.publish_async, subject, data=data, msg_id=msg_id, headers=headers,
+                expect=expect, ttl=ttl, timeout=timeout,
+            )  # fmt: skip
         conn = self._client.connection()
         wait = check_timeout(timeout, self.timeout)
         message = prepare(subject, data, msg_id, headers, expect, ttl, conn)
@@ -256,7 +268,8 @@ class AsyncPublisher:
         self._finish(pending, None, ack)
 
     def _expire(self, now: float) -> None:
-        """Give up on attempts whose ack did not come in time (they may be resent)."""
+        """Give up on attempts whose ack did not come in time (they may be resent), and
+        sweep the answered ones out of the heap when they pile up."""
         expired: list[_Pending] = []
         with self._lock:
             heap = self._timeouts
@@ -265,6 +278,14 @@ class AsyncPublisher:
                 # Still waiting: no ack is coming. Not waiting: its ack is in the queue.
                 if replies.forget(reply) and not pending.finished:
                     expired.append(pending)
+            if len(heap) > self._outstanding + _SWEEP_SLACK:
+                swept = [entry for entry in heap if entry[4].finished]
+                heap[:] = [entry for entry in heap if not entry[4].finished]
+                heapq.heapify(heap)
+            else:
+                swept = []
+        for _, _, reply, replies, _ in swept:
+            replies.forget(reply)  # answered: normally no longer waited for already
         for pending in expired:
             error = TimeoutError(
                 f"no ack from JetStream for {pending.message.subject!r} within {pending.timeout:g}s"

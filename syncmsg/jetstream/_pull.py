@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import pub_command
 from syncmsg._deadline import Deadline, check_timeout
 from syncmsg._dispatch import MessageQueue
@@ -191,6 +192,9 @@ class Puller:
         #: The pin the server gave us (a pinned_client consumer), sent with each request.
         self.pin_id: str | None = None
         self.last_activity = time.monotonic()
+        #: Called (on the loop thread) when an open pull request gets an idle heartbeat:
+        #: the server has nothing more to deliver to the consumer right now.
+        self.on_idle: Callable[[], None] | None = None
         self._connection = connection
         self._on_trouble = on_trouble
         self._expiries: deque[tuple[float, str]] = deque()  # (forget at, reply), oldest first
@@ -267,6 +271,8 @@ class Puller:
 
     def on_status(self, request: _PullRequest | None, nats_msg: Any) -> None:
         status = status_of(nats_msg)
+        if status == HEARTBEAT and request is not None and self.on_idle is not None:
+            self.on_idle()
         if status is None or status == HEARTBEAT:
             return
         if status == PIN_MISMATCH:
@@ -425,6 +431,8 @@ class PullSubscription(SubscriptionBase):
             raise ConnectionClosedError(f"pull subscription {self.name!r} is closed")
         wait = check_timeout(timeout, self._host.config.timeout)
         pull = self._pull_group(group, min_pending, min_ack_pending)
+        tracing = _instrumentation.active
+        started = time.time_ns() if tracing is not None else 0
         conn = self._host.connection()
         fetch = _Fetch(batch, f"{self.stream}/{self.name}", None if pull is None else pull.group)
         # The server must end the request before we stop waiting for it.
@@ -444,6 +452,8 @@ class PullSubscription(SubscriptionBase):
             self._pins.pop(pull.group, None)
         if fetch.error is not None and not fetch.msgs:
             raise fetch.error
+        if tracing is not None and fetch.msgs:
+            tracing.received(self, fetch.msgs, started)
         return list(fetch.msgs)
 
     def _pull_group(

@@ -43,8 +43,8 @@ T = TypeVar("T")
 Convert = Callable[[JsMsg], "T | None"]
 #: How long one wait of an iteration lasts before it looks again (so Ctrl-C gets through).
 _ITER_SLICE = 1.0
-#: How long one wait lasts while catching up, before caught_up is looked at again.
-_CATCH_UP_SLICE = 0.25
+#: How long one wait for the initial values lasts before ``caught_up`` is looked at again.
+_BACKLOG_SLICE = 0.25
 
 
 class Watcher(Generic[T]):
@@ -131,13 +131,15 @@ class Watcher(Generic[T]):
             if left <= 0:
                 raise TimeoutError(f"no {self._what} update within {timeout:g}s")
             if not self._marked:
-                # Catching up: the backlog may end without a message (its end went before
-                # it was delivered), so look at caught_up again every slice.
-                left = min(left, _CATCH_UP_SLICE)
+                # The initial values may also end without a message (the last of them
+                # vanished before delivery: the server's idle heartbeat says so).
+                left = min(left, _BACKLOG_SLICE)
             try:
                 msg = sub.next_msg(timeout=left)
             except TimeoutError:
-                continue  # the deadline, or caught_up, is looked at again above
+                if not self._marked and deadline.left() > 0:
+                    continue
+                raise TimeoutError(f"no {self._what} update within {timeout:g}s") from None
             item = self._convert(msg)
             if item is not None:
                 return item

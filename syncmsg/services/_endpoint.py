@@ -33,6 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, encode_payload
 from syncmsg._errors import PayloadTooLargeError, SyncMsgError, describe_remote_exception
 from syncmsg._msg import Msg
@@ -132,6 +133,9 @@ class Endpoint:
         if failure is not None and error is None:
             error = f"{failure[0]}:{failure[1]}"
         self._counters.record(time.perf_counter_ns() - started, error)
+        tracing = _instrumentation.active
+        if tracing is not None:  # the service and endpoint, on the request's process span
+            tracing.service_call(self._service_name, self.name, error)
         if reply is not None:
             try:
                 msg.respond(reply)
@@ -178,6 +182,7 @@ class Endpoint:
             )
             if self._client is not None:
                 self._client.hooks.report_error(exc, request.msg)
+            _instrumentation.handler_failed(exc)
         return code, one_line(description), data
 
     def _where(self, request: Request) -> str:

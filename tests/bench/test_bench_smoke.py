@@ -46,3 +46,25 @@ def test_quick_core_publish_prints_json_lines(tmp_path: Path) -> None:
     assert ("core_publish_1t", "raw") in seen
     assert ("core_publish_1t", "syncmsg") in seen
     assert not (tmp_path / "docs").exists()  # --no-write wrote nothing
+
+
+@pytest.mark.timeout(180)
+def test_a_rewrite_keeps_the_sections_of_the_other_benchmarks(tmp_path: Path) -> None:
+    out = tmp_path / "performance.md"
+    out.write_text(
+        "# old\n\n## Results\n\nstale figures\n\n## Object store: elsewhere\n\nkept figures\n"
+    )
+    quick = ["--quick", "--only", "core-publish", "--clients", "raw,syncmsg"]
+    proc = subprocess.run(
+        [sys.executable, str(RUN), *quick, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = out.read_text()
+    assert "stale figures" not in page  # the report's own sections are rewritten
+    assert page.count("## Results") == 1
+    assert page.rstrip().endswith("## Object store: elsewhere\n\nkept figures")

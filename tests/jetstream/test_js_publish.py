@@ -107,6 +107,19 @@ def test_publish_async_resolves_every_future_off_the_loop(
     assert js.stream_info(stream).state.messages == 2000
 
 
+def test_publish_async_keeps_no_acknowledged_payload(client: syncmsg.Client, stream: str) -> None:
+    """Acknowledged messages leave the timeouts heap before their deadline: a fast writer
+    with a long timeout (an object store upload) holds its window, not every message."""
+    from syncmsg.jetstream import _publish_async
+
+    js = client.jetstream(max_pending=16, timeout=60)
+    for _ in range(1000):
+        js.publish_async(f"{stream}.a", b"x" * 1024)
+    js.flush(timeout=20)
+    heap = js._async._timeouts
+    wait_until(lambda: len(heap) <= _publish_async._SWEEP_SLACK + 16, timeout=10)
+
+
 def test_publish_async_errors_land_on_the_future(client: syncmsg.Client, stream: str) -> None:
     js = client.jetstream()
     js.publish(f"{stream}.a", b"1")

@@ -307,3 +307,32 @@ def test_created_is_the_server_time(kv: KeyValue) -> None:
     stored = kv.get("t").created
     assert stored is not None
     assert abs(entry.created - stored) <= dt.timedelta(microseconds=1)  # ns, rounded apart
+
+
+def test_initial_values_that_vanish_before_delivery_still_end_the_backlog(
+    js: syncmsg.JetStream, kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer counted a value that expired (or was purged) before it was delivered:
+    the server's idle heartbeat ends the initial values instead of a wait for ever."""
+    kv.put("gone", "soon")
+    kv.put("stays", "v")
+    create = js._create_consumer
+
+    def create_then_expire(*args: Any, **kwargs: Any) -> Any:
+        info = create(*args, **kwargs)  # it counts the value ...
+        js.purge_stream(f"KV_{kv.bucket}", subject=f"$KV.{kv.bucket}.gone")  # ... now gone
+        return info
+
+    monkeypatch.setattr(js, "_create_consumer", create_then_expire)
+    with kv.watch("gone") as watcher:
+        assert watcher.initial_pending == 1
+        assert watcher.updates(timeout=10) is None  # after a heartbeat (2 s), not never
+    with pytest.raises(syncmsg.KeyNotFoundError):
+        kv.history("gone", timeout=10)
+    monkeypatch.undo()
+    seen: list[Entry] = []
+    monkeypatch.setattr(js, "_create_consumer", create_then_expire)
+    kv.put("gone", "again")
+    with kv.watch("gone", seen.append) as callback_watcher:
+        assert callback_watcher.wait_caught_up(timeout=10)
+    assert seen == []

@@ -147,6 +147,16 @@ def test_get_into_files_and_paths(obs: ObjectStore, tmp_path: Path) -> None:
     obs.get("big", into=str(tmp_path / "out2.bin"))
     assert (tmp_path / "out2.bin").read_bytes() == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "out2.bin"]  # no temp left
+    umask = os.umask(0o022)  # the test's own umask, so the expected mode is known
+    try:
+        obs.get("big", into=tmp_path / "fresh.bin")
+        (tmp_path / "kept.bin").write_bytes(b"")
+        (tmp_path / "kept.bin").chmod(0o640)
+        obs.get("big", into=tmp_path / "kept.bin")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "fresh.bin").stat().st_mode & 0o777 == 0o644  # as any file written
+    assert (tmp_path / "kept.bin").stat().st_mode & 0o777 == 0o640  # an existing file's mode
     with pytest.raises(TypeError):
         obs.get("big", into=5)  # type: ignore[arg-type]
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
+from syncmsg import _instrumentation
 from syncmsg._codec import Data, Headers, encode_headers, encode_payload
 from syncmsg._errors import ConfigurationError, PayloadTooLargeError
 from syncmsg._subjects import check_publish_subject
@@ -84,6 +85,9 @@ def _insert(
             f"payload of {len(payload)} bytes is over the outbox's max_payload "
             f"({options.max_payload} bytes)"
         )
+    tracing = _instrumentation.active
+    if tracing is not None:  # the relay's publish continues the writer's trace
+        headers = tracing.stamp(headers)
     return OutboxMessage.objects.using(alias).create(
         subject=subject, payload=payload, headers=headers, msg_id=msg_id, key=key
     )

@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Union
@@ -477,7 +477,11 @@ def _target(into: Target) -> Iterator[IO[bytes]]:
     file renamed into place); a seekable file is cut back if the read fails."""
     if isinstance(into, str | os.PathLike):
         path = Path(into)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        # Not mkstemp: its 0600 would outlive the rename; os.open's 0666 gets the umask, so
+        # the file ends up as any file the user writes (an existing file keeps its mode).
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             with os.fdopen(fd, "wb") as file:
                 yield file
