@@ -522,7 +522,7 @@ def _sections_of_other_benchmarks(out: Path, md: list[str]) -> list[str]:
     of the other benchmarks (the object store's, tracing's), which a rewrite must keep."""
     if not out.exists():
         return []
-    ours = {line for line in md if line.startswith("## ")}
+    ours = {line for line in "\n".join(md).splitlines() if line.startswith("## ")}
     kept: list[str] = []
     keeping = False
     for line in out.read_text(encoding="utf-8").splitlines():

@@ -52,7 +52,8 @@ def test_quick_core_publish_prints_json_lines(tmp_path: Path) -> None:
 def test_a_rewrite_keeps_the_sections_of_the_other_benchmarks(tmp_path: Path) -> None:
     out = tmp_path / "performance.md"
     out.write_text(
-        "# old\n\n## Results\n\nstale figures\n\n## Object store: elsewhere\n\nkept figures\n"
+        "# old\n\n## Results\n\nstale figures\n\n## Where the time goes\n\nstale findings\n\n"
+        "## Object store: elsewhere\n\nkept figures\n"
     )
     quick = ["--quick", "--only", "core-publish", "--clients", "raw,syncmsg"]
     proc = subprocess.run(
@@ -67,4 +68,5 @@ def test_a_rewrite_keeps_the_sections_of_the_other_benchmarks(tmp_path: Path) ->
     page = out.read_text()
     assert "stale figures" not in page  # the report's own sections are rewritten
     assert page.count("## Results") == 1
+    assert page.count("## Where the time goes") == 1 and "stale findings" not in page
     assert page.rstrip().endswith("## Object store: elsewhere\n\nkept figures")
