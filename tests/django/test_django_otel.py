@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from django.db import transaction
@@ -64,3 +65,28 @@ def test_the_relay_publish_continues_the_writers_trace(
     assert msg.headers is not None
     assert msg.headers["traceparent"].split("-")[2] == f"{publish.context.span_id:016x}"
     assert msg.headers["X-Keep"] == "me"
+
+
+def test_the_relay_puts_an_events_correlation_on_its_span(
+    outbox_nats: Any, exporter: tuple[InMemorySpanExporter, TracerProvider]
+) -> None:
+    spans, _ = exporter
+    correlation = uuid4()
+    with transaction.atomic():
+        event = outbox.publish_task_event(
+            "7d0f3c1e-5b7a-4c2e-9f3a-2b1d4e6f8a90",
+            type="task.created",
+            task_id=uuid4(),
+            task_type="email",
+            correlation_id=correlation,
+        )
+        # Not an event: a JSON payload with "type" and an "id" that is not the row's msg_id.
+        outbox.publish("orders.created", {"id": "x", "type": "task.created"})
+    assert Relay().publish_pending(timeout=30) == 2
+    sends = {s.name: s for s in spans.get_finished_spans() if s.name.startswith("publish ")}
+    (task_send,) = [s for name, s in sends.items() if name != "publish orders.created"]
+    assert task_send.attributes is not None
+    assert task_send.attributes["messaging.message.conversation_id"] == str(correlation)
+    assert event.correlation_id == correlation
+    plain = sends["publish orders.created"].attributes
+    assert plain is not None and "messaging.message.conversation_id" not in plain

@@ -39,6 +39,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
+from syncmsg import _instrumentation
 from syncmsg._errors import ConfigurationError, NatsConnectionError, SyncMsgError, TimeoutError
 from syncmsg._retry import RetryPolicy
 from syncmsg.django import conf
@@ -103,6 +105,25 @@ class _Row:
         self.msg_id = msg_id
         self.key = key
         self.attempts = attempts
+
+
+class _EventOfRow:
+    """What the tracing hooks read of a typed event (its correlation and type), taken from
+    the JSON of a row that ``publish_event`` wrote: its ``id`` is the row's ``msg_id``.
+    Other rows give neither, so a plain JSON payload with a ``type`` field is not taken
+    for an event. Read only while tracing is on."""
+
+    __slots__ = ("correlation_id", "type")
+
+    def __init__(self, row: _Row) -> None:
+        try:
+            fields = json.loads(row.payload)
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict) or fields.get("id") != row.msg_id:
+            fields = {}
+        self.correlation_id = fields.get("correlationId")
+        self.type = fields.get("type")
 
 
 @dataclasses.dataclass
@@ -467,10 +488,17 @@ class Relay:
                 return
             if row.id in stale:
                 self._warn_past_window(row, *stale[row.id])
+            tracing = _instrumentation.active is not None  # the event's correlation on its span
+            scope = (
+                _instrumentation.event_scope(_EventOfRow(row), handling=False)
+                if tracing
+                else contextlib.nullcontext()
+            )
             try:
-                future = js.publish_async(
-                    row.subject, bytes(row.payload), msg_id=row.msg_id, headers=row.headers
-                )
+                with scope:
+                    future = js.publish_async(
+                        row.subject, bytes(row.payload), msg_id=row.msg_id, headers=row.headers
+                    )
             except Exception as exc:
                 failed(row, exc)
                 return
