@@ -418,6 +418,10 @@ def add(stream: str, name: str, config_file: str | None, **flags: Any) -> int:
     except (TypeError, ValueError) as exc:
         raise CommandFailed(f"invalid consumer {name!r}: {one_line(exc)}", EXIT_USAGE) from None
     out = output()
+    if flags.get("ack_wait") is not None and config.backoff:
+        # nats-server makes a consumer with a backoff wait its first step for every ack.
+        first = format_duration(config.backoff[0])
+        out.warning(f"--backoff sets the ack wait to its first step ({first}); --wait is unused")
     with connected(settings()) as client:
         try:
             created = client.jetstream().add_consumer(stream, config)

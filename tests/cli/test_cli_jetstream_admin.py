@@ -290,6 +290,13 @@ def test_consumers_add_ls_info_rm(nats_url: str, stream: str, js: Any, capsys: A
     assert cli(nats_url, *add, "--max-deliver", "7") == 1
     assert "billing" in capsys.readouterr().err
 
+    backoff = ["consumers", "add", stream, "retry", "--wait", "30s", "--backoff", "5s,1m"]
+    assert cli(nats_url, *backoff) == 0
+    assert "--backoff sets the ack wait to its first step (5s)" in capsys.readouterr().err
+    assert js.consumer_info(stream, "retry").config.ack_wait == dt.timedelta(seconds=5)
+    assert cli(nats_url, "consumers", "rm", stream, "retry", "--force") == 0
+    capsys.readouterr()
+
     assert (
         cli(nats_url, "consumers", "add", stream, "audit", "--deliver", "4", "--ack", "none") == 0
     )
