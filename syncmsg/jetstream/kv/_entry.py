@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from syncmsg._codec import decode_json, decode_model
-from syncmsg.jetstream._models import StorageType, StreamInfo
+from syncmsg.jetstream._store_status import StoreStatus
 from syncmsg.jetstream.kv._config import (
     KV_MARKER_REASON,
     KV_OPERATION,
@@ -124,13 +124,10 @@ def entry_from_msg(bucket: str, prefix: str, msg: JsMsg) -> Entry | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyValueStatus:
+class KeyValueStatus(StoreStatus):
     """A bucket's configuration and state, read from its stream (``kv.status()``,
     ``js.key_value_buckets()``); ``stream_info`` is the whole
     :class:`~syncmsg.jetstream.StreamInfo`."""
-
-    bucket: str
-    stream_info: StreamInfo
 
     def __repr__(self) -> str:
         return f"<KeyValueStatus {self.bucket!r} values={self.values} history={self.history}>"
@@ -146,11 +143,6 @@ class KeyValueStatus:
         return self.stream_info.config.max_msgs_per_subject or 1
 
     @property
-    def ttl(self) -> dt.timedelta | None:
-        """How long an entry is kept (None: for ever)."""
-        return self.stream_info.config.max_age
-
-    @property
     def limit_marker_ttl(self) -> dt.timedelta | None:
         """How long the markers of expired and purged keys are kept (None: no markers)."""
         return self.stream_info.config.subject_delete_marker_ttl
@@ -159,27 +151,6 @@ class KeyValueStatus:
     def bytes(self) -> int:
         """The size of the bucket's stream."""
         return self.stream_info.state.bytes
-
-    @property
-    def description(self) -> str | None:
-        return self.stream_info.config.description
-
-    @property
-    def storage(self) -> StorageType:
-        return self.stream_info.config.storage
-
-    @property
-    def replicas(self) -> int:
-        return self.stream_info.config.replicas
-
-    @property
-    def is_compressed(self) -> bool:
-        return self.stream_info.config.compression.value == "s2"
-
-    @property
-    def backing_store(self) -> str:
-        """``"JetStream"``, as every client says."""
-        return "JetStream"
 
     @property
     def config(self) -> KeyValueConfig:

@@ -42,11 +42,11 @@ from syncmsg._errors import InvalidBucketNameError
 from syncmsg.jetstream._models import (
     Placement,
     StorageType,
-    StreamInfo,
     StreamSpec,
     parse_time,
     to_nanos,
 )
+from syncmsg.jetstream._store_status import StoreStatus
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -297,30 +297,11 @@ class ObjectStoreConfig(BaseModel):
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectStoreStatus:
+class ObjectStoreStatus(StoreStatus):
     """A store's configuration and state, read from its stream (``obs.status()``)."""
-
-    bucket: str
-    stream_info: StreamInfo
 
     def __repr__(self) -> str:
         return f"<ObjectStoreStatus {self.bucket!r} size={self.size} sealed={self.sealed}>"
-
-    @property
-    def description(self) -> str | None:
-        return self.stream_info.config.description
-
-    @property
-    def ttl(self) -> dt.timedelta | None:
-        return self.stream_info.config.max_age
-
-    @property
-    def storage(self) -> StorageType:
-        return self.stream_info.config.storage
-
-    @property
-    def replicas(self) -> int:
-        return self.stream_info.config.replicas
 
     @property
     def sealed(self) -> bool:
@@ -331,18 +312,6 @@ class ObjectStoreStatus:
     def size(self) -> int:
         """Bytes stored: chunks and meta messages."""
         return self.stream_info.state.bytes
-
-    @property
-    def is_compressed(self) -> bool:
-        return self.stream_info.config.compression.value == "s2"
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return dict(self.stream_info.config.metadata or {})
-
-    @property
-    def backing_store(self) -> str:
-        return "JetStream"
 
 
 @dataclasses.dataclass(frozen=True)
