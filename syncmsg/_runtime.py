@@ -33,6 +33,9 @@ _counter = itertools.count(1)
 # The loop enforces each call's timeout itself; the caller waits this much longer so that a
 # late but successful result is not reported as a timeout, yet a wedged loop still is.
 _CALLER_GRACE = 0.25
+# How many times the stopping loop is run to let cancelled tasks finish: each stop() queues
+# at most one loop.stop, and a client stops its loop from at most a few places.
+_LEFTOVER_RUNS = 4
 
 
 class LoopThread:
@@ -69,8 +72,18 @@ class LoopThread:
         tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
         for task in tasks:
             task.cancel()
-        if tasks:
-            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        if not tasks:
+            return
+        gathered = asyncio.gather(*tasks, return_exceptions=True)
+        # A second stop() (two threads closing at once, or the reconnect limit while close()
+        # runs) may have queued loop.stop, which ends one run early: run again, a bounded
+        # number of times, so that the tasks finish their cancellation before the loop closes.
+        for _ in range(_LEFTOVER_RUNS):
+            try:
+                self.loop.run_until_complete(gathered)
+                return
+            except RuntimeError:  # "Event loop stopped before Future completed."
+                continue
 
     def stop(self, timeout: float, reason: BaseException | None = None) -> bool:
         """Stop the loop and join its thread; True when it ended within ``timeout``.

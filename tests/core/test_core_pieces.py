@@ -240,6 +240,32 @@ def test_a_worker_may_join_its_own_pool(loop: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- loop thread
+def test_a_second_stop_while_the_loop_cancels_its_tasks_lets_them_finish() -> None:
+    # Two closers at once (close() and the reconnect limit) each stop the loop; the second
+    # stop landed while the stopping loop waited for its cancelled tasks, which then never
+    # finished ("Event loop stopped before Future completed" on the loop thread).
+    thread = LoopThread()
+    thread.start()
+    started, cancelling, finished = threading.Event(), threading.Event(), threading.Event()
+
+    async def slow_to_cancel() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelling.set()
+            await asyncio.sleep(0.3)  # a cleanup that takes a few loop turns
+            finished.set()
+            raise
+
+    thread.call_soon(lambda: thread.loop.create_task(slow_to_cancel()))
+    assert started.wait(5)
+    assert not thread.stop(0)  # the first closer does not wait
+    assert cancelling.wait(5)
+    assert thread.stop(5)  # the second closer, while the task cleans up
+    assert finished.is_set()
+
+
 def test_loop_thread_bridge() -> None:
     thread = LoopThread()
     thread.start()
