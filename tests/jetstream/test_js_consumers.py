@@ -106,7 +106,12 @@ def test_subscribe_sync_next_msg_iteration_and_fetch(js: syncmsg.JetStream, stre
     assert isinstance(first, JsMsg) and first.data == b"0"
     assert first.metadata.sequence_stream == 1
     first.ack()
-    batch = sub.fetch(3, timeout=5)
+    # fetch hands over what is here already: the pulled messages may still be arriving.
+    batch: list[JsMsg] = []
+    while len(batch) < 3:
+        got = sub.fetch(3 - len(batch), timeout=5)
+        assert got, "no message within the timeout"
+        batch += got
     assert [m.data for m in batch] == [b"1", b"2", b"3"]
     for msg in batch:
         msg.ack()
