@@ -44,6 +44,7 @@ from typing import Any
 import pytest
 from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.python import PythonEvaluator, pad
+from sybil.integration.pytest import SybilItem
 from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
 
 import syncmsg
@@ -258,6 +259,26 @@ docs = Sybil(
 )
 
 pytest_collect_file = docs.pytest()
+
+
+_sybil_traceback_filter = SybilItem._traceback_filter
+
+
+def _traceback_filter(self: SybilItem, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """Sybil's filter, or the whole traceback when the failure did not come from a block.
+
+    Sybil (10.1) assumes every failure was raised inside a block, and raises IndexError
+    otherwise: for an unraisable exception that pytest turns into a failure at the end of
+    a block (an object's ``__del__`` that raised), the worker then stops with an
+    INTERNALERROR that hides the exception.
+    """
+    try:
+        return _sybil_traceback_filter(self, excinfo)
+    except IndexError:
+        return excinfo.traceback
+
+
+SybilItem._traceback_filter = _traceback_filter  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist may not be loaded (-p no:xdist)

@@ -8,6 +8,9 @@ and that no page points at files a reader does not have.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,42 @@ def test_every_page_is_in_the_site_navigation() -> None:
     pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
     missing = [page for page in pages if f": {page}" not in nav]
     assert not missing, f"add these to nav in mkdocs.yml: {missing}"
+
+
+def test_a_failure_raised_outside_a_block_is_reported(tmp_path: Path) -> None:
+    """An unraisable exception fails its block with its message, not an INTERNALERROR."""
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text(
+        "```python\n"
+        "class Finalizer:\n"
+        "    def __del__(self):\n"
+        "        raise RuntimeError('raised by a finalizer')\n"
+        "\n"
+        "Finalizer()\n"
+        "```\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-W",
+            "error::pytest.PytestUnraisableExceptionWarning",
+            "docs/page.md",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "INTERNALERROR" not in done.stdout + done.stderr
+    assert "raised by a finalizer" in done.stdout
+    assert "1 failed" in done.stdout
