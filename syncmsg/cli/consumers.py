@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,15 @@ def _info_or_exit(js: JetStream, stream: str, name: str) -> ConsumerInfo:
         raise CommandFailed(f"no stream named {stream!r}", EXIT_NOT_FOUND) from None
     except ConsumerNotFoundError:
         raise CommandFailed(f"no consumer {name!r} on stream {stream!r}", EXIT_NOT_FOUND) from None
+
+
+@contextmanager
+def _existing(stream: str, name: str) -> Iterator[tuple[JetStream, ConsumerInfo]]:
+    """Connected: the JetStream context, and consumer NAME of STREAM as it is before the
+    command changes it (a missing one ends the command with EXIT_NOT_FOUND)."""
+    with connected(settings()) as client:
+        js = client.jetstream()
+        yield js, _info_or_exit(js, stream, name)
 
 
 def _api_json(info: ConsumerInfo) -> dict[str, Any]:
@@ -461,9 +471,7 @@ def rm(stream: str, name: str, force: bool) -> int:
     "deleted": true}.
     """
     out = output()
-    with connected(settings()) as client:
-        js = client.jetstream()
-        consumer = _info_or_exit(js, stream, name)
+    with _existing(stream, name) as (js, consumer):
         confirm(
             f"delete consumer {stream} > {name}",
             force=force,
@@ -539,9 +547,7 @@ def pause(stream: str, name: str, until: str, force: bool) -> int:
     if stamp <= dt.datetime.now(dt.timezone.utc):
         raise CommandFailed(f"{until!r} is not in the future", EXIT_USAGE)
     out = output()
-    with connected(settings()) as client:
-        js = client.jetstream()
-        _info_or_exit(js, stream, name)
+    with _existing(stream, name) as (js, _):
         confirm(f"pause consumer {stream} > {name} until {when(stamp)}", force=force)
         result = js.pause_consumer(stream, name, stamp)
     out.emit(*_pause_line(stream, name, result))
@@ -565,9 +571,7 @@ def resume(stream: str, name: str, force: bool) -> int:
     JSON: {"stream", "consumer", "paused": false, ...}.
     """
     out = output()
-    with connected(settings()) as client:
-        js = client.jetstream()
-        consumer = _info_or_exit(js, stream, name)
+    with _existing(stream, name) as (js, consumer):
         if consumer.paused:
             confirm(f"resume consumer {stream} > {name}", force=force)
         result = js.resume_consumer(stream, name)
@@ -598,9 +602,7 @@ def unpin(stream: str, name: str, group: str, force: bool) -> int:
     JSON: {"stream", "consumer", "group", "unpinned": true}.
     """
     out = output()
-    with connected(settings()) as client:
-        js = client.jetstream()
-        _info_or_exit(js, stream, name)
+    with _existing(stream, name) as (js, _):
         confirm(f"unpin the client of group {group} of {stream} > {name}", force=force)
         js.unpin_consumer(stream, name, group)
     out.emit(
@@ -630,9 +632,7 @@ def reset(stream: str, name: str, seq: int | None, force: bool) -> int:
     JSON: the consumer as the server reports it after the reset, with "reset_seq".
     """
     out = output()
-    with connected(settings()) as client:
-        js = client.jetstream()
-        consumer = _info_or_exit(js, stream, name)
+    with _existing(stream, name) as (js, consumer):
         target = f"#{seq}" if seq else f"its ack floor (#{consumer.ack_floor.stream_seq})"
         confirm(f"reset consumer {stream} > {name} to {target}", force=force)
         result = js.reset_consumer(stream, name, seq)
