@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -27,12 +26,7 @@ from syncmsg._deadline import check_timeout
 from syncmsg._errors import ConfigurationError, MessageNotFoundError, SyncMsgError
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
-from syncmsg._subjects import (
-    check_publish_subject,
-    check_queue,
-    check_subscribe_subject,
-    check_token,
-)
+from syncmsg._subjects import check_publish_subject, check_token
 from syncmsg._types import ErrorCallback
 from syncmsg.jetstream._api import ApiClient
 from syncmsg.jetstream._batch import BATCH_COMMIT, BATCH_ID, BatchMessage, BatchPublisher
@@ -55,19 +49,9 @@ from syncmsg.jetstream._models import (
     PriorityPolicy,
     PubAck,
     RawStreamMsg,
-    ReplayPolicy,
-    to_nanos,
     to_seconds,
 )
-from syncmsg.jetstream._options import (
-    DEFAULT_INACTIVE_THRESHOLD,
-    check_filters,
-    consumer_config,
-    ordered_only,
-    priority_settings,
-    shared_durable,
-    start_position,
-)
+from syncmsg.jetstream._options import ConsumerChoices, ConsumerPlan, subscription_filters
 from syncmsg.jetstream._ordered import OrderedSubscription, OrderedSyncSubscription
 from syncmsg.jetstream._publish import Expect, Publisher
 from syncmsg.jetstream._publish_async import AsyncPublisher
@@ -278,11 +262,15 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
             pass
         return None
 
-    def _stream_of(self, filters: tuple[str, ...], timeout: float) -> str:
+    def _stream_of(self, filters: tuple[str, ...], given: str | None, timeout: float) -> str:
+        """The stream of a subscription on ``filters``: ``given``, or the one stream that
+        captures them all."""
+        if given:
+            return check_token(given, "stream name")
         streams = {self.find_stream(subject, timeout=timeout) for subject in filters}
         if len(streams) > 1:
             raise ValueError(f"the subjects are in different streams {sorted(streams)}")
-        return streams.pop()
+        return check_token(streams.pop(), "stream name")
 
     # ================================================================ publishing
     def publish(
@@ -593,93 +581,49 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
         about acks, durables and dead letters do not apply). ``ack_wait``, ``backoff`` and
         ``inactive_threshold`` take seconds or timedeltas.
         """
+        choices = ConsumerChoices.of(locals())
         if not callable(handler):
             raise TypeError("handler must be callable")
         if ordered_consumer:
-            ordered_only(
-                durable=durable,
-                queue=queue,
+            choices.check_ordered(
                 manual_ack=manual_ack,
                 workers=None if workers == 1 else workers,
-                max_ack_pending=max_ack_pending,
-                ack_wait=ack_wait,
-                max_deliver=max_deliver,
-                backoff=backoff,
                 dead_letter=dead_letter,
-                description=description,
-                group=group,
-                priority_policy=priority_policy,
-                priority_groups=priority_groups,
-                pinned_ttl=pinned_ttl,
-                min_pending=min_pending,
-                min_ack_pending=min_ack_pending,
             )
             return self._ordered(
                 OrderedSubscription,
                 subject,
                 handler,
-                stream=stream,
-                deliver_policy=deliver_policy,
-                opt_start_seq=opt_start_seq,
-                opt_start_time=opt_start_time,
-                headers_only=headers_only,
-                inactive_threshold=inactive_threshold,
-                prefetch=prefetch,
+                choices,
                 error_callback=error_callback,
                 timeout=timeout,
             )
-        queue_group = check_queue(queue)
-        durable = shared_durable(durable, queue)
-        priority, pull_group = priority_settings(
-            group=group,
-            priority_policy=priority_policy,
-            priority_groups=priority_groups,
-            pinned_ttl=pinned_ttl,
-            min_pending=min_pending,
-            min_ack_pending=min_ack_pending,
-        )
+        plan = choices.checked()
         if dead_letter is not None:
             check_publish_subject(dead_letter, "dead_letter subject")
         workers = workers or self.client.config.workers
         if workers < 1:
             raise ValueError("workers must be at least 1")
         max_deliver = 5 if max_deliver is None else max_deliver
-        ack_wait = 30.0 if ack_wait is None else ack_wait
         if backoff and max_deliver > 0 and max_deliver <= len(backoff):
             raise ValueError("max_deliver must be larger than the number of backoff steps")
         spare = 1 if dead_letter is not None and max_deliver > 0 else 0
         wait = check_timeout(timeout, self.timeout)
         options = self._consumer(
             subject,
-            durable=durable,
-            stream=stream,
-            max_ack_pending=1000 if max_ack_pending is None else max_ack_pending,
-            ack_wait=ack_wait,
+            plan,
             max_deliver=max_deliver + spare if max_deliver > 0 else max_deliver,
-            backoff=backoff,
-            deliver_policy=deliver_policy,
-            opt_start_seq=opt_start_seq,
-            opt_start_time=opt_start_time,
-            headers_only=headers_only,
-            inactive_threshold=inactive_threshold,
-            prefetch=prefetch,
-            description=description,
-            extra=priority,
             timeout=wait,
         )
         sub = JetStreamSubscription(
             self,
             manual_ack=manual_ack,
             max_deliver=max_deliver,
-            backoff=tuple(to_seconds(b) for b in backoff or ()),
+            backoff=plan.backoff_seconds,
             dead_letter=DeadLetterer(self, dead_letter, self.timeout) if dead_letter else None,
             handler=handler,
             workers=workers,
-            queue_group=queue_group,
             error_callback=error_callback,
-            leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
-            pull_group=pull_group,
-            expires=_pull_expires(pinned_ttl),
             **options,
         )
         return self._started(sub, options["conn"], wait)
@@ -769,75 +713,23 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
         ``max_deliver`` defaults to no limit. With ``ordered_consumer=True``: an ordered
         consumer (see :class:`OrderedSyncSubscription`), nothing to ack.
         """
+        choices = ConsumerChoices.of(locals())
         if ordered_consumer:
-            ordered_only(
-                durable=durable,
-                max_ack_pending=max_ack_pending,
-                ack_wait=ack_wait,
-                max_deliver=max_deliver,
-                backoff=backoff,
-                description=description,
-                queue=queue,
-                group=group,
-                priority_policy=priority_policy,
-                priority_groups=priority_groups,
-                pinned_ttl=pinned_ttl,
-                min_pending=min_pending,
-                min_ack_pending=min_ack_pending,
-            )
+            choices.check_ordered()
             return self._ordered(
                 OrderedSyncSubscription,
                 subject,
                 None,
-                stream=stream,
-                deliver_policy=deliver_policy,
-                opt_start_seq=opt_start_seq,
-                opt_start_time=opt_start_time,
-                headers_only=headers_only,
-                inactive_threshold=inactive_threshold,
-                prefetch=prefetch,
+                choices,
                 error_callback=error_callback,
                 timeout=timeout,
             )
-        check_queue(queue)
-        durable = shared_durable(durable, queue)
-        priority, pull_group = priority_settings(
-            group=group,
-            priority_policy=priority_policy,
-            priority_groups=priority_groups,
-            pinned_ttl=pinned_ttl,
-            min_pending=min_pending,
-            min_ack_pending=min_ack_pending,
-        )
-        ack_wait = 30.0 if ack_wait is None else ack_wait
+        plan = choices.checked()
         wait = check_timeout(timeout, self.timeout)
         options = self._consumer(
-            subject,
-            durable=durable,
-            stream=stream,
-            max_ack_pending=1000 if max_ack_pending is None else max_ack_pending,
-            ack_wait=ack_wait,
-            max_deliver=-1 if max_deliver is None else max_deliver,
-            backoff=backoff,
-            deliver_policy=deliver_policy,
-            opt_start_seq=opt_start_seq,
-            opt_start_time=opt_start_time,
-            headers_only=headers_only,
-            inactive_threshold=inactive_threshold,
-            prefetch=prefetch,
-            description=description,
-            extra=priority,
-            timeout=wait,
+            subject, plan, max_deliver=-1 if max_deliver is None else max_deliver, timeout=wait
         )
-        sub = JetStreamSyncSubscription(
-            self,
-            error_callback=error_callback,
-            leaser=Leaser(to_seconds(ack_wait), tuple(to_seconds(b) for b in backoff or ())),
-            queue_group=queue or "",
-            pull_group=pull_group,
-            expires=_pull_expires(pinned_ttl),
-            **options,
-        )
+        sub = JetStreamSyncSubscription(self, error_callback=error_callback, **options)
         return self._started(sub, options["conn"], wait)
 
     def pull_subscribe(
@@ -872,31 +764,10 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
         message. Priority groups as for :meth:`subscribe`: every fetch pulls as a member of
         ``group`` (``fetch(group=, min_pending=, min_ack_pending=)`` may change that).
         """
-        priority, pull_group = priority_settings(
-            group=group,
-            priority_policy=priority_policy,
-            priority_groups=priority_groups,
-            pinned_ttl=pinned_ttl,
-            min_pending=min_pending,
-            min_ack_pending=min_ack_pending,
-        )
+        plan = ConsumerChoices.of(locals()).checked()
         wait = check_timeout(timeout, self.timeout)
         filters, stream, name, config = self._consumer_setup(
-            subject,
-            durable=durable,
-            stream=stream,
-            max_ack_pending=max_ack_pending,
-            ack_wait=ack_wait,
-            max_deliver=max_deliver,
-            backoff=backoff,
-            deliver_policy=deliver_policy,
-            opt_start_seq=opt_start_seq,
-            opt_start_time=opt_start_time,
-            headers_only=headers_only,
-            inactive_threshold=inactive_threshold,
-            description=description,
-            extra=priority,
-            timeout=wait,
+            subject, plan, max_deliver=max_deliver, timeout=wait
         )
         self._create_consumer(stream, name, config, timeout=wait)
         conn = self.client.connection()
@@ -906,73 +777,44 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
             subject=", ".join(filters),
             stream=stream,
             name=name,
-            durable=durable is not None,
-            group=pull_group,
+            durable=plan.durable is not None,
+            group=plan.pull_group,
         )
-        try:
-            sub._start(conn, wait)
-        except BaseException:
-            if durable is None:
-                self._delete_quietly(stream, name)
-            raise
-        return sub
+        return self._started(sub, conn, wait)
 
     # ---------------------------------------------------------------- subscribing: helpers
     def _consumer_setup(
-        self,
-        subject: Subjects,
-        *,
-        durable: str | None,
-        stream: str | None,
-        timeout: float,
-        **settings: Any,
+        self, subject: Subjects, plan: ConsumerPlan, *, max_deliver: int, timeout: float
     ) -> tuple[tuple[str, ...], str, str, ConsumerConfig]:
-        """Check a subscription's subjects and names, find its stream, and make the
-        configuration of its (durable or ephemeral) consumer."""
-        filters = check_filters(subject)
-        for one in filters:
-            check_subscribe_subject(one)
-        if durable is not None:
-            check_token(durable, "durable name")
-        name = durable or secrets.token_hex(8)
-        config = consumer_config(name, filters, durable=durable is not None, **settings)
-        stream = stream or self._stream_of(filters, timeout)
-        check_token(stream, "stream name")
+        """Check a subscription's subjects and names, make the configuration of its
+        (durable or ephemeral) consumer, and find its stream."""
+        filters = subscription_filters(subject)
+        name, config = plan.config(filters, max_deliver=max_deliver)
+        stream = self._stream_of(filters, plan.choices.stream, timeout)
         return filters, stream, name, config
 
     def _consumer(
-        self,
-        subject: Subjects,
-        *,
-        durable: str | None,
-        stream: str | None,
-        prefetch: int | None,
-        max_ack_pending: int,
-        timeout: float,
-        **settings: Any,
+        self, subject: Subjects, plan: ConsumerPlan, *, max_deliver: int, timeout: float
     ) -> dict[str, Any]:
-        """Create the consumer of a continuously pulling subscription; its arguments."""
-        prefetch = prefetch or min(max_ack_pending, 256)
-        if prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
-        prefetch = min(prefetch, max_ack_pending)
+        """Create the consumer of a continuously pulling subscription, and return the
+        subscription's arguments that do not depend on its kind."""
+        prefetch = plan.prefetch()
         filters, stream, name, config = self._consumer_setup(
-            subject,
-            durable=durable,
-            stream=stream,
-            timeout=timeout,
-            max_ack_pending=max_ack_pending,
-            **settings,
+            subject, plan, max_deliver=max_deliver, timeout=timeout
         )
         self._create_consumer(stream, name, config, timeout=timeout)
         return {
             "subject": ", ".join(filters),
             "stream": stream,
             "name": name,
-            "durable": durable is not None,
+            "durable": plan.durable is not None,
             "config": config,
             "prefetch": prefetch,
             "conn": self.client.connection(),
+            "queue_group": plan.queue_group,
+            "leaser": Leaser(to_seconds(plan.ack_wait), plan.backoff_seconds),
+            "pull_group": plan.pull_group,
+            "expires": _pull_expires(plan.choices.pinned_ttl),
         }
 
     def _started(self, sub: SubT, conn: Connection, timeout: float) -> SubT:
@@ -991,45 +833,26 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
         kind: type[OrderedT],
         subject: Subjects,
         handler: Handler | None,
+        choices: ConsumerChoices,
         *,
-        stream: str | None,
-        deliver_policy: DeliverPolicy | str | None,
-        opt_start_seq: int | None,
-        opt_start_time: dt.datetime | None,
-        headers_only: bool,
-        inactive_threshold: Duration | None,
-        prefetch: int | None,
         error_callback: ErrorCallback | None,
         timeout: float | None,
     ) -> OrderedT:
-        filters = check_filters(subject)
-        for one in filters:
-            check_subscribe_subject(one)
-        start = start_position(deliver_policy, opt_start_seq, opt_start_time)
-        threshold = DEFAULT_INACTIVE_THRESHOLD if inactive_threshold is None else inactive_threshold
-        if to_nanos(threshold) <= 0:
-            raise ValueError("inactive_threshold must be positive")
-        prefetch = 256 if prefetch is None else prefetch
-        if prefetch < 1:
-            raise ValueError("prefetch must be at least 1")
+        """Start an ordered subscription of ``kind``; ``_begin`` makes its first consumer
+        here, and its keeper thread the next ones after a reset."""
+        filters = subscription_filters(subject)
+        settings = choices.ordered_settings()
         wait = check_timeout(timeout, self.timeout)
-        stream = stream or self._stream_of(filters, wait)
-        check_token(stream, "stream name")
+        stream = self._stream_of(filters, choices.stream, wait)
         conn = self.client.connection()
         sub = kind(
             self,
             filters=filters,
             stream=stream,
-            deliver_policy=start["deliver_policy"],
-            opt_start_seq=start.get("opt_start_seq"),
-            opt_start_time=start.get("opt_start_time"),
-            headers_only=headers_only,
-            inactive_threshold=dt.timedelta(microseconds=to_nanos(threshold) / 1_000),
-            replay_policy=ReplayPolicy.INSTANT,
-            prefetch=prefetch,
             conn=conn,
             handler=handler,
             error_callback=error_callback,
+            **settings,
         )
         sub._begin(wait)
         return self._started(sub, conn, wait)

@@ -1,17 +1,26 @@
 """The keyword arguments of ``subscribe``, ``subscribe_sync`` and ``pull_subscribe``,
 checked and turned into consumer configurations.
 
-Threading: pure functions, run on the subscribing thread; they raise :class:`ValueError`
-for settings that cannot work, before anything reaches the server.
+:class:`ConsumerChoices` gathers the keywords the three calls share; it refuses, for an
+ordered consumer, the ones that mean nothing there, and :meth:`ConsumerChoices.checked`
+turns the others into a :class:`ConsumerPlan`: the consumer to create and how the
+subscription pulls from it.
+
+Threading: values and functions used on the calling (subscribing) thread, never on the
+event-loop thread; they raise :class:`ValueError` (or
+:class:`~syncmsg.InvalidSubjectError`) for settings that cannot work, before anything
+reaches the server.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from syncmsg._subjects import check_queue, check_token
+from syncmsg._subjects import check_queue, check_subscribe_subject, check_token
 from syncmsg.jetstream._models import (
     AckPolicy,
     ConsumerConfig,
@@ -21,23 +30,36 @@ from syncmsg.jetstream._models import (
     ReplayPolicy,
     check_group_name,
     to_nanos,
+    to_seconds,
 )
 from syncmsg.jetstream._pull import PullGroup
 
 __all__ = [
+    "DEFAULT_ACK_WAIT",
     "DEFAULT_INACTIVE_THRESHOLD",
+    "DEFAULT_MAX_ACK_PENDING",
+    "DEFAULT_PREFETCH",
+    "ConsumerChoices",
+    "ConsumerPlan",
     "check_filters",
     "consumer_config",
-    "ordered_only",
     "priority_settings",
     "shared_durable",
     "start_position",
+    "subscription_filters",
 ]
 
 #: An ephemeral consumer (and each consumer of an ordered consumer's chain) is removed by
 #: the server this long after nobody pulls from it: a fetch loop that pauses between
 #: batches must not lose it, a process that died leaves nothing behind for long.
 DEFAULT_INACTIVE_THRESHOLD = dt.timedelta(minutes=5)
+#: How long (seconds) the server waits for a message's ack before it delivers it again.
+DEFAULT_ACK_WAIT = 30.0
+#: How many unacknowledged messages a consumer may have out, all its subscribers together.
+DEFAULT_MAX_ACK_PENDING = 1000
+#: How many messages a subscription holds (pulled, not yet settled) unless told; a
+#: subscription with acks holds no more than its consumer's ``max_ack_pending``.
+DEFAULT_PREFETCH = 256
 
 
 def check_filters(subject: str | Sequence[str]) -> tuple[str, ...]:
@@ -47,6 +69,15 @@ def check_filters(subject: str | Sequence[str]) -> tuple[str, ...]:
         raise ValueError("give at least one subject")
     if len(set(filters)) != len(filters):
         raise ValueError("the subjects contain duplicates")
+    return filters
+
+
+def subscription_filters(subject: str | Sequence[str]) -> tuple[str, ...]:
+    """The filter subjects of a subscription's consumer: ``subject``, one or several, each
+    one a subject may subscribe to."""
+    filters = check_filters(subject)
+    for one in filters:
+        check_subscribe_subject(one)
     return filters
 
 
@@ -143,16 +174,6 @@ def start_position(
     elif opt_start_time is not None:
         raise ValueError(f"opt_start_time needs deliver_policy by_start_time, not {policy.value}")
     return fields
-
-
-def ordered_only(**given: Any) -> None:
-    """Refuse options that mean nothing for an ordered consumer (it acks nothing)."""
-    wrong = sorted(name for name, value in given.items() if value not in (None, False))
-    if wrong:
-        raise ValueError(
-            f"ordered consumers are ephemeral and acknowledge nothing: {', '.join(wrong)} "
-            "cannot be used with ordered_consumer=True"
-        )
 
 
 def shared_durable(durable: str | None, queue: str | None) -> str | None:
@@ -255,3 +276,174 @@ def priority_settings(
         min_ack_pending=min_ack_pending or 0,
     )
     return fields, pull
+
+
+#: The choices that mean nothing for an ordered consumer: it is ephemeral, acknowledges
+#: nothing and belongs to no group.
+_NOT_ORDERED = (
+    "durable",
+    "queue",
+    "max_ack_pending",
+    "ack_wait",
+    "max_deliver",
+    "backoff",
+    "description",
+    "group",
+    "priority_policy",
+    "priority_groups",
+    "pinned_ttl",
+    "min_pending",
+    "min_ack_pending",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerChoices:
+    """What a ``subscribe``, ``subscribe_sync`` or ``pull_subscribe`` call chose for its
+    consumer: the keywords the three share, as given (``None``: the call's default).
+
+    Nothing is checked when it is made: an ordered call checks it with
+    :meth:`check_ordered` and reads :meth:`ordered_settings`, any other with
+    :meth:`checked`, so that each call refuses bad input in the order it always has.
+    """
+
+    durable: str | None = None
+    queue: str | None = None
+    stream: str | None = None
+    max_ack_pending: int | None = None
+    ack_wait: Duration | None = None
+    max_deliver: int | None = None
+    backoff: Sequence[Duration] | None = None
+    deliver_policy: DeliverPolicy | str | None = None
+    opt_start_seq: int | None = None
+    opt_start_time: dt.datetime | None = None
+    headers_only: bool = False
+    inactive_threshold: Duration | None = None
+    prefetch: int | None = None
+    description: str | None = None
+    group: str | None = None
+    priority_policy: PriorityPolicy | str | None = None
+    priority_groups: Sequence[str] | None = None
+    pinned_ttl: Duration | None = None
+    min_pending: int | None = None
+    min_ack_pending: int | None = None
+
+    @classmethod
+    def of(cls, keywords: Mapping[str, Any]) -> ConsumerChoices:
+        """The choices among a call's ``keywords`` (its ``locals()`` before it binds
+        anything else), picked by name; the call's other keywords are left out."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        return cls(**{name: keywords[name] for name in names if name in keywords})
+
+    def check_ordered(self, **others: Any) -> None:
+        """Refuse the choices that mean nothing for an ordered consumer (it acknowledges
+        nothing), and ``others``: the calling method's own (``manual_ack=``, ...)."""
+        given = {name: getattr(self, name) for name in _NOT_ORDERED} | others
+        wrong = sorted(name for name, value in given.items() if value not in (None, False))
+        if wrong:
+            raise ValueError(
+                f"ordered consumers are ephemeral and acknowledge nothing: {', '.join(wrong)} "
+                "cannot be used with ordered_consumer=True"
+            )
+
+    def ordered_settings(self) -> dict[str, Any]:
+        """The settings of an ordered consumer's chain of consumers: where it starts,
+        headers only, its inactive threshold, and how many messages it holds."""
+        start = start_position(self.deliver_policy, self.opt_start_seq, self.opt_start_time)
+        threshold = (
+            DEFAULT_INACTIVE_THRESHOLD
+            if self.inactive_threshold is None
+            else self.inactive_threshold
+        )
+        if to_nanos(threshold) <= 0:
+            raise ValueError("inactive_threshold must be positive")
+        prefetch = DEFAULT_PREFETCH if self.prefetch is None else self.prefetch
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        return {
+            "deliver_policy": start["deliver_policy"],
+            "opt_start_seq": start.get("opt_start_seq"),
+            "opt_start_time": start.get("opt_start_time"),
+            "headers_only": self.headers_only,
+            "inactive_threshold": dt.timedelta(microseconds=to_nanos(threshold) / 1_000),
+            "replay_policy": ReplayPolicy.INSTANT,
+            "prefetch": prefetch,
+        }
+
+    def checked(self) -> ConsumerPlan:
+        """The plan of a consumer that acknowledges: the queue group, the durable it
+        names (see :func:`shared_durable`), and the priority groups; raises for those
+        that cannot work (the rest is checked as the consumer is configured)."""
+        queue_group = check_queue(self.queue)
+        durable = shared_durable(self.durable, self.queue)
+        priority, pull_group = priority_settings(
+            group=self.group,
+            priority_policy=self.priority_policy,
+            priority_groups=self.priority_groups,
+            pinned_ttl=self.pinned_ttl,
+            min_pending=self.min_pending,
+            min_ack_pending=self.min_ack_pending,
+        )
+        return ConsumerPlan(self, durable, queue_group, priority, pull_group)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerPlan:
+    """The consumer a (not ordered) subscription creates, or updates, and how it pulls:
+    made by :meth:`ConsumerChoices.checked`."""
+
+    choices: ConsumerChoices
+    #: The durable consumer's name; None for an ephemeral consumer.
+    durable: str | None
+    #: The queue group (``""`` for none).
+    queue_group: str
+    #: The consumer fields of its priority groups (empty without a ``priority_policy``).
+    priority: dict[str, Any]
+    #: What its pull requests say about the group it pulls as (None without one).
+    pull_group: PullGroup | None
+
+    @property
+    def ack_wait(self) -> Duration:
+        return DEFAULT_ACK_WAIT if self.choices.ack_wait is None else self.choices.ack_wait
+
+    @property
+    def max_ack_pending(self) -> int:
+        given = self.choices.max_ack_pending
+        return DEFAULT_MAX_ACK_PENDING if given is None else given
+
+    @property
+    def backoff_seconds(self) -> tuple[float, ...]:
+        return tuple(to_seconds(step) for step in self.choices.backoff or ())
+
+    def prefetch(self) -> int:
+        """How many messages a continuously pulling subscription holds: ``prefetch`` (by
+        default :data:`DEFAULT_PREFETCH`), never more than ``max_ack_pending``."""
+        prefetch = self.choices.prefetch or min(self.max_ack_pending, DEFAULT_PREFETCH)
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        return min(prefetch, self.max_ack_pending)
+
+    def config(self, filters: tuple[str, ...], *, max_deliver: int) -> tuple[str, ConsumerConfig]:
+        """The consumer's name (the durable's, or a new random one) and its configuration
+        on ``filters``, with ``max_deliver`` (each call has its own default)."""
+        if self.durable is not None:
+            check_token(self.durable, "durable name")
+        name = self.durable or secrets.token_hex(8)
+        choices = self.choices
+        config = consumer_config(
+            name,
+            filters,
+            durable=self.durable is not None,
+            ack_wait=self.ack_wait,
+            max_deliver=max_deliver,
+            max_ack_pending=self.max_ack_pending,
+            backoff=choices.backoff,
+            deliver_policy=choices.deliver_policy,
+            opt_start_seq=choices.opt_start_seq,
+            opt_start_time=choices.opt_start_time,
+            headers_only=choices.headers_only,
+            inactive_threshold=choices.inactive_threshold,
+            description=choices.description,
+            extra=self.priority,
+        )
+        return name, config

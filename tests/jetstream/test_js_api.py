@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +22,7 @@ from syncmsg.jetstream._models import (
     to_nanos,
     to_seconds,
 )
-from syncmsg.jetstream._options import consumer_config
+from syncmsg.jetstream._options import ConsumerChoices, consumer_config
 
 
 def test_durations() -> None:
@@ -100,6 +102,26 @@ def test_consumer_config_checks() -> None:
     ):
         with pytest.raises(ValueError):
             consumer_config("d", None, **{**common, **bad})  # type: ignore[arg-type]
+
+
+def test_each_subscribe_call_names_every_consumer_choice() -> None:
+    """The calls gather their ConsumerChoices from their locals() by name: a keyword
+    renamed in one signature must not fall back to its default without a word."""
+    choices = {field.name for field in dataclasses.fields(ConsumerChoices)}
+    for method, not_its_own in (
+        (syncmsg.JetStream.subscribe, set()),
+        (syncmsg.JetStream.subscribe_sync, set()),
+        (syncmsg.JetStream.pull_subscribe, {"queue", "prefetch"}),
+    ):
+        assert choices - set(inspect.signature(method).parameters) == not_its_own, method
+    keywords = {"self": object(), "subject": "a", "durable": "d", "headers_only": True}
+    assert ConsumerChoices.of(keywords) == ConsumerChoices(durable="d", headers_only=True)
+    wrong = "ack_wait, durable, workers cannot be used with ordered_consumer=True"
+    with pytest.raises(ValueError, match=wrong):
+        ConsumerChoices(durable="d", ack_wait=1, prefetch=5).check_ordered(
+            workers=2, manual_ack=False
+        )
+    ConsumerChoices(stream="S", headers_only=True, prefetch=5).check_ordered()
 
 
 @pytest.fixture
