@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from syncmsg.jetstream import _store_buckets
 from syncmsg.jetstream._models import Duration, Placement, Republish, StorageType, StreamSource
 from syncmsg.jetstream.kv import _buckets as kv_buckets
 from syncmsg.jetstream.kv._bucket import KeyValue
@@ -102,12 +101,12 @@ class StoreManager:
     def delete_key_value(self, bucket: str, *, timeout: float | None = None) -> None:
         """Delete the key-value bucket ``bucket`` and all its keys; raises
         :class:`~syncmsg.BucketNotFoundError` when there is none."""
-        _store_buckets.delete(_js(self), KEY_VALUE, bucket, timeout=timeout)
+        KEY_VALUE.delete(_js(self), bucket, timeout)
 
     def key_value_buckets(self, *, timeout: float | None = None) -> list[KeyValueStatus]:
         """Every key-value bucket's status (``.bucket``, ``.values``, ``.bytes`` ...), by
         name."""
-        return _store_buckets.statuses(_js(self), KEY_VALUE, timeout=timeout)
+        return KEY_VALUE.statuses(_js(self), timeout)
 
     # ================================================================ object stores
     def create_object_store(
@@ -145,20 +144,20 @@ class StoreManager:
             )
         elif not isinstance(config, ObjectStoreConfig):
             raise TypeError("config must be a syncmsg.jetstream.object_store.ObjectStoreConfig")
-        return _store_buckets.create(_js(self), OBJECT_STORE, config, timeout=timeout)
+        return OBJECT_STORE.create(_js(self), config, timeout)
 
     def object_store(self, bucket: str, *, timeout: float | None = None) -> ObjectStore:
         """The existing object store ``bucket``; raises
         :class:`~syncmsg.BucketNotFoundError` when there is none."""
-        return _store_buckets.bind(_js(self), OBJECT_STORE, bucket, timeout=timeout)
+        return OBJECT_STORE.bind(_js(self), bucket, timeout)
 
     def delete_object_store(self, bucket: str, *, timeout: float | None = None) -> None:
         """Delete the object store ``bucket`` and all its objects."""
-        _store_buckets.delete(_js(self), OBJECT_STORE, bucket, timeout=timeout)
+        OBJECT_STORE.delete(_js(self), bucket, timeout)
 
     def object_store_buckets(self, *, timeout: float | None = None) -> list[ObjectStoreStatus]:
         """Every object store's status (``.bucket``, ``.size`` ...), by name."""
-        return _store_buckets.statuses(_js(self), OBJECT_STORE, timeout=timeout)
+        return OBJECT_STORE.statuses(_js(self), timeout)
 
 
 def _js(manager: StoreManager) -> JetStream:

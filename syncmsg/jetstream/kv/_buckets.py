@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from syncmsg._errors import JetStreamError
-from syncmsg.jetstream import _store_buckets
 from syncmsg.jetstream._store_buckets import StoreKind
 from syncmsg.jetstream.kv._bucket import KeyValue
 from syncmsg.jetstream.kv._config import KeyValueConfig, check_bucket, key_prefix
@@ -44,12 +43,12 @@ def create(js: JetStream, config: KeyValueConfig, *, timeout: float | None = Non
                 "limit_marker_ttl needs nats-server 2.11 or newer (JetStream API level 1; "
                 f"this server has level {level})"
             )
-    return _store_buckets.create(js, KEY_VALUE, config, timeout=timeout)
+    return KEY_VALUE.create(js, config, timeout)
 
 
 def bind(js: JetStream, bucket: str, *, timeout: float | None = None) -> KeyValue:
     """The existing bucket; :class:`~syncmsg.BucketNotFoundError` when there is none."""
-    info = _store_buckets.stream_info(js, KEY_VALUE, bucket, timeout=timeout)
+    info = KEY_VALUE.stream_info(js, bucket, timeout)
     if not info.config.max_msgs_per_subject or info.config.max_msgs_per_subject < 1:
         raise JetStreamError(
             f"stream {info.config.name!r} is not a key-value bucket (no max_msgs_per_subject)",
