@@ -25,7 +25,8 @@ The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (
 unpin, reset), ``_batch`` (atomic batches), ``_counters`` (counter values),
 ``_watcher`` (watchers of key-value and object stores), ``_stores`` (their calls on the
 facade), ``_store_buckets`` (making, finding, deleting and listing their buckets),
-``_store_status`` (what their statuses share), ``_context`` (the ``JetStream`` facade).
+``_store_config`` and ``_store_status`` (what their configurations and statuses share),
+``_context`` (the ``JetStream`` facade).
 Key-value buckets are :mod:`syncmsg.jetstream.kv`, object stores
 :mod:`syncmsg.jetstream.object_store`.
 """
