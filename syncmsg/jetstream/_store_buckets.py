@@ -4,7 +4,7 @@ tells the two kinds apart (the prefix, the noun in messages, the name check, the
 and store classes).
 
 Threading: every method runs on the calling thread (any thread but the event loop's), as
-one JetStream API request.
+one or a few JetStream API requests.
 """
 
 from __future__ import annotations
