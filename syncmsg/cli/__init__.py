@@ -29,6 +29,7 @@ Layout: one module per command group, plus shared private helpers:
 * ``_units.py``: sizes, durations and counts, parsed and printed (with click types);
 * ``_exit.py``: exit codes and the error -> exit code table;
 * ``_contexts.py``: the saved contexts' storage; ``_messages.py``: payloads and headers;
+* ``_buckets.py``: what ``kv`` and ``object`` share for buckets (options, ``ls`` columns);
 * commands: ``server``, ``demo``, ``pub``, ``sub``, ``req`` (req, reply), ``streams``,
   ``health``, ``context``, ``bench``, ``services``, ``kv``, ``object``.
 

@@ -19,6 +19,15 @@ import click
 
 from syncmsg._errors import TimeoutError as SyncTimeoutError
 from syncmsg.cli._app import app, examples, output, settings
+from syncmsg.cli._buckets import (
+    BUCKET_COLUMN,
+    DESCRIPTION_COLUMN,
+    SIZE_COLUMN,
+    STORAGE_COLUMN,
+    TTL_COLUMN,
+    show_created,
+    storage_options,
+)
 from syncmsg.cli._confirm import FORCE_OPTION, confirm
 from syncmsg.cli._connect import connected
 from syncmsg.cli._exit import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, CommandFailed
@@ -111,16 +120,7 @@ def _entry_fields(entry: Entry) -> dict[str, Any]:
 @click.option("--ttl", type=DURATION, help="Drop entries older than this, e.g. 30m, 7d.")
 @click.option("--max-value-size", type=SIZE, help="Largest value, e.g. 1MiB.")
 @click.option("--max-bytes", type=SIZE, help="Size limit of the bucket, e.g. 1GiB.")
-@click.option(
-    "--storage",
-    type=click.Choice(["file", "memory"]),
-    default="file",
-    show_default=True,
-    help="Where entries are kept.",
-)
-@click.option(
-    "--replicas", type=click.IntRange(1, 5), default=1, metavar="N", help="Copies in a cluster."
-)
+@storage_options("entries")
 @click.option("--description", help="What the bucket is for.")
 @click.option(
     "--limit-marker-ttl",
@@ -137,9 +137,7 @@ def add(bucket: str, **options: Any) -> int:
     with connected(settings()) as client:
         store = client.jetstream().create_key_value(bucket, **options)
         row = _status_row(store.status())
-    ttl = "no TTL" if row["ttl"] is None else f"TTL {format_duration(row['ttl'])}"
-    out.emit(row, f"bucket {bucket}: history {row['history']}, {ttl}, {row['storage']} storage")
-    return EXIT_OK
+    return show_created(out, row, f"bucket {bucket}", f"history {row['history']}")
 
 
 @kv.command(
@@ -168,13 +166,13 @@ def ls(bucket: str | None) -> int:
     out.table(
         rows,
         [
-            Column("bucket", "BUCKET"),
+            BUCKET_COLUMN,
             Column("values", "VALUES", format_count, "right"),
-            Column("bytes", "SIZE", format_size, "right"),
+            SIZE_COLUMN,
             Column("history", "HISTORY", str, "right"),
-            Column("ttl", "TTL", lambda ttl: format_duration(ttl, none="-")),
-            Column("storage", "STORAGE"),
-            Column("description", "DESCRIPTION", lambda text: text or ""),
+            TTL_COLUMN,
+            STORAGE_COLUMN,
+            DESCRIPTION_COLUMN,
         ],
         empty="no key-value buckets",
     )

@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncmsg.cli._app import app, examples, output, settings
+from syncmsg.cli._buckets import (
+    BUCKET_COLUMN,
+    DESCRIPTION_COLUMN,
+    SIZE_COLUMN,
+    STORAGE_COLUMN,
+    TTL_COLUMN,
+    show_created,
+    storage_options,
+)
 from syncmsg.cli._confirm import FORCE_OPTION, confirm
 from syncmsg.cli._connect import connected
 from syncmsg.cli._exit import EXIT_OK, EXIT_USAGE, CommandFailed
 from syncmsg.cli._messages import HEADER_OPTION, parse_headers
 from syncmsg.cli._output import Column
-from syncmsg.cli._units import DURATION, SIZE, format_count, format_duration, format_size
+from syncmsg.cli._units import DURATION, SIZE, format_count, format_size
 from syncmsg.cli.streams import when
 
 if TYPE_CHECKING:
@@ -96,16 +105,7 @@ def _object_row(info: ObjectInfo) -> dict[str, Any]:
 @click.option("--description", help="What the store is for.")
 @click.option("--ttl", type=DURATION, help="Drop objects older than this, e.g. 1d.")
 @click.option("--max-bytes", type=SIZE, help="Size limit of the store, e.g. 10GiB.")
-@click.option(
-    "--storage",
-    type=click.Choice(["file", "memory"]),
-    default="file",
-    show_default=True,
-    help="Where objects are kept.",
-)
-@click.option(
-    "--replicas", type=click.IntRange(1, 5), default=1, metavar="N", help="Copies in a cluster."
-)
+@storage_options("objects")
 def add(bucket: str, **options: Any) -> int:
     """Create object store BUCKET. Creating it again with the same settings succeeds;
     other settings are refused (status 1).
@@ -116,9 +116,7 @@ def add(bucket: str, **options: Any) -> int:
     with connected(settings()) as client:
         store = client.jetstream().create_object_store(bucket, **options)
         row = _store_row(store.status())
-    ttl = "no TTL" if row["ttl"] is None else f"TTL {format_duration(row['ttl'])}"
-    out.emit(row, f"object store {bucket}: {ttl}, {row['storage']} storage")
-    return EXIT_OK
+    return show_created(out, row, f"object store {bucket}")
 
 
 @object_.command(
@@ -147,12 +145,12 @@ def ls(bucket: str | None) -> int:
         out.table(
             stores,
             [
-                Column("bucket", "BUCKET"),
-                Column("bytes", "SIZE", format_size, "right"),
-                Column("ttl", "TTL", lambda ttl: format_duration(ttl, none="-")),
-                Column("storage", "STORAGE"),
+                BUCKET_COLUMN,
+                SIZE_COLUMN,
+                TTL_COLUMN,
+                STORAGE_COLUMN,
                 Column("sealed", "SEALED", lambda sealed: "yes" if sealed else "no"),
-                Column("description", "DESCRIPTION", lambda text: text or ""),
+                DESCRIPTION_COLUMN,
             ],
             empty="no object stores",
         )
@@ -164,7 +162,7 @@ def ls(bucket: str | None) -> int:
             Column("size", "SIZE", format_size, "right"),
             Column("chunks", "CHUNKS", format_count, "right"),
             Column("modified", "MODIFIED", _when_iso),
-            Column("description", "DESCRIPTION", lambda text: text or ""),
+            DESCRIPTION_COLUMN,
         ],
         empty=f"no objects in {bucket}",
     )

@@ -24,8 +24,10 @@ The modules, each naming its threads: ``_models`` (the API's values), ``_api`` (
 ``_features`` (the server's API level and what it has), ``_consumer_admin`` (pause, resume,
 unpin, reset), ``_batch`` (atomic batches), ``_counters`` (counter values),
 ``_watcher`` (watchers of key-value and object stores), ``_stores`` (their calls on the
-facade), ``_store_status`` (what their statuses share), ``_context`` (the ``JetStream``
-facade). Key-value buckets are :mod:`syncmsg.jetstream.kv`, object stores
+facade), ``_store_buckets`` (making, finding, deleting and listing their buckets),
+``_store_config`` and ``_store_status`` (what their configurations and statuses share),
+``_context`` (the ``JetStream`` facade).
+Key-value buckets are :mod:`syncmsg.jetstream.kv`, object stores
 :mod:`syncmsg.jetstream.object_store`.
 """
 

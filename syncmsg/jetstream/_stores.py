@@ -1,7 +1,8 @@
 """The key-value and object store calls of a JetStream context (a base of
 :class:`~syncmsg.jetstream.JetStream`): thin, they check their arguments into a
-configuration and hand over to :mod:`syncmsg.jetstream.kv` and
-:mod:`syncmsg.jetstream.object_store`.
+configuration and hand over to :mod:`syncmsg.jetstream._store_buckets`, which makes,
+finds, deletes and lists both kinds of bucket (through
+:mod:`syncmsg.jetstream.kv._buckets` where a key-value bucket asks for more).
 
 Threading: every method runs on the calling thread (any thread but the event loop's), as
 one or a few JetStream API requests.
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 from syncmsg.jetstream._models import Duration, Placement, Republish, StorageType, StreamSource
 from syncmsg.jetstream.kv import _buckets as kv_buckets
 from syncmsg.jetstream.kv._bucket import KeyValue
+from syncmsg.jetstream.kv._buckets import KEY_VALUE
 from syncmsg.jetstream.kv._config import KeyValueConfig, check_bucket
 from syncmsg.jetstream.kv._entry import KeyValueStatus
-from syncmsg.jetstream.object_store import _buckets as object_buckets
+from syncmsg.jetstream.object_store._buckets import OBJECT_STORE
 from syncmsg.jetstream.object_store._models import (
     ObjectStoreConfig,
     ObjectStoreStatus,
@@ -99,12 +101,12 @@ class StoreManager:
     def delete_key_value(self, bucket: str, *, timeout: float | None = None) -> None:
         """Delete the key-value bucket ``bucket`` and all its keys; raises
         :class:`~syncmsg.BucketNotFoundError` when there is none."""
-        kv_buckets.delete(_js(self), bucket, timeout=timeout)
+        KEY_VALUE.delete(_js(self), bucket, timeout)
 
     def key_value_buckets(self, *, timeout: float | None = None) -> list[KeyValueStatus]:
         """Every key-value bucket's status (``.bucket``, ``.values``, ``.bytes`` ...), by
         name."""
-        return kv_buckets.statuses(_js(self), timeout=timeout)
+        return KEY_VALUE.statuses(_js(self), timeout)
 
     # ================================================================ object stores
     def create_object_store(
@@ -142,20 +144,20 @@ class StoreManager:
             )
         elif not isinstance(config, ObjectStoreConfig):
             raise TypeError("config must be a syncmsg.jetstream.object_store.ObjectStoreConfig")
-        return object_buckets.create(_js(self), config, timeout=timeout)
+        return OBJECT_STORE.create(_js(self), config, timeout)
 
     def object_store(self, bucket: str, *, timeout: float | None = None) -> ObjectStore:
         """The existing object store ``bucket``; raises
         :class:`~syncmsg.BucketNotFoundError` when there is none."""
-        return object_buckets.bind(_js(self), bucket, timeout=timeout)
+        return OBJECT_STORE.bind(_js(self), bucket, timeout)
 
     def delete_object_store(self, bucket: str, *, timeout: float | None = None) -> None:
         """Delete the object store ``bucket`` and all its objects."""
-        object_buckets.delete(_js(self), bucket, timeout=timeout)
+        OBJECT_STORE.delete(_js(self), bucket, timeout)
 
     def object_store_buckets(self, *, timeout: float | None = None) -> list[ObjectStoreStatus]:
         """Every object store's status (``.bucket``, ``.size`` ...), by name."""
-        return object_buckets.statuses(_js(self), timeout=timeout)
+        return OBJECT_STORE.statuses(_js(self), timeout)
 
 
 def _js(manager: StoreManager) -> JetStream:

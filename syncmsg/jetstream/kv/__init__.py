@@ -20,8 +20,9 @@ client and the ``nats`` CLI, so they read what syncmsg writes and the reverse.
 Threading: every call blocks its caller only, with a timeout; watch callbacks run on a
 worker thread, in revision order, never on the event loop. The modules, each naming its
 threads: ``_config`` (the configuration and the layout), ``_entry`` (entries and the
-status), ``_bucket`` (:class:`KeyValue`), ``_buckets`` (making and finding buckets); the
-watcher is :mod:`syncmsg.jetstream._watcher`. See docs/kv.md.
+status), ``_bucket`` (:class:`KeyValue`), ``_buckets`` (buckets as a kind of store, and
+what making and finding one asks beyond the shared lifecycle); the watcher is
+:mod:`syncmsg.jetstream._watcher`. See docs/kv.md.
 """
 
 import sys

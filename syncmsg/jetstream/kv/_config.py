@@ -22,9 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from syncmsg._errors import InvalidBucketNameError, InvalidKeyError
 from syncmsg._subjects import check_publish_subject, check_subscribe_subject
@@ -38,6 +38,7 @@ from syncmsg.jetstream._models import (
     SubjectTransform,
     to_nanos,
 )
+from syncmsg.jetstream._store_config import StoreDuration, StoreStorage, bucket_stream_fields
 
 __all__ = [
     "KV_MARKER_REASON",
@@ -116,15 +117,6 @@ def key_prefix(bucket: str) -> str:
     return f"$KV.{bucket}."
 
 
-def _duration(value: Any) -> dt.timedelta | None:
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    return dt.timedelta(microseconds=to_nanos(value) / 1_000)
-
-
-_Duration = Annotated[dt.timedelta | None, BeforeValidator(_duration)]
-
-
 def _source_of(source: str | StreamSource) -> StreamSource:
     return StreamSource(name=source) if isinstance(source, str) else source
 
@@ -146,12 +138,12 @@ class KeyValueConfig(BaseModel):
     bucket: str
     description: str | None = None
     history: int = Field(1, ge=1, le=MAX_HISTORY)
-    ttl: _Duration = None
+    ttl: StoreDuration = None
     max_value_size: int | None = Field(None, ge=1)
     max_bytes: int | None = Field(None, ge=1)
-    storage: StorageType = StorageType.FILE
+    storage: StoreStorage = StorageType.FILE
     replicas: int = Field(1, ge=1, le=5)
-    limit_marker_ttl: _Duration = None
+    limit_marker_ttl: StoreDuration = None
     republish: Republish | None = None
     mirror: StreamSource | None = None
     sources: tuple[StreamSource, ...] = ()
@@ -164,11 +156,6 @@ class KeyValueConfig(BaseModel):
     def _check_bucket(cls, value: str) -> str:
         return check_bucket(value)
 
-    @field_validator("storage", mode="before")
-    @classmethod
-    def _check_storage(cls, value: Any) -> StorageType:
-        return StorageType.of(value, "storage")
-
     @field_validator("mirror", mode="before")
     @classmethod
     def _check_mirror(cls, value: Any) -> Any:
@@ -180,11 +167,6 @@ class KeyValueConfig(BaseModel):
         if isinstance(value, str | StreamSource):
             value = [value]
         return tuple(_source_of(s) if isinstance(s, str) else s for s in value or ())
-
-    @field_validator("ttl", "limit_marker_ttl")
-    @classmethod
-    def _check_duration(cls, value: dt.timedelta | None) -> dt.timedelta | None:
-        return None if value == dt.timedelta(0) else value
 
     @field_validator("limit_marker_ttl")
     @classmethod
@@ -199,23 +181,12 @@ class KeyValueConfig(BaseModel):
         if self.ttl is not None and self.ttl < window:
             window = self.ttl  # the window may not outlast max_age
         fields: dict[str, Any] = {
-            "name": stream_name(self.bucket),
-            "description": self.description,
+            **bucket_stream_fields(self, stream_name(self.bucket)),
             "max_msgs_per_subject": self.history,
-            "max_bytes": self.max_bytes,
-            "max_age": self.ttl,
             "max_msg_size": self.max_value_size,
-            "storage": self.storage,
-            "replicas": self.replicas,
-            "discard": "new",
-            "allow_rollup": True,
             "deny_delete": True,
-            "allow_direct": True,
             "duplicate_window": window,
             "republish": self.republish,
-            "compression": "s2" if self.compression else "none",
-            "placement": self.placement,
-            "metadata": self.metadata,
         }
         if self.limit_marker_ttl is not None:
             fields["subject_delete_marker_ttl"] = self.limit_marker_ttl

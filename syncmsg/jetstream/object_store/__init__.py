@@ -22,8 +22,8 @@ same streams, subjects and meta JSON as in every NATS client and the ``nats`` CL
 Threading: every call blocks its caller only, with timeouts; watch callbacks run on a
 worker thread, never on the event loop. The modules, each naming its threads: ``_models``
 (the configuration, the meta JSON, the values handed back), ``_chunks`` (streaming the
-bytes both ways), ``_store`` (:class:`ObjectStore`), ``_buckets`` (making and finding
-stores). See docs/object-store.md.
+bytes both ways), ``_store`` (:class:`ObjectStore`), ``_buckets`` (object stores as a
+kind of store, for the shared bucket lifecycle). See docs/object-store.md.
 """
 
 import sys

@@ -44,8 +44,8 @@ from syncmsg.jetstream._models import (
     StorageType,
     StreamSpec,
     parse_time,
-    to_nanos,
 )
+from syncmsg.jetstream._store_config import StoreDuration, StoreStorage, bucket_stream_fields
 from syncmsg.jetstream._store_status import StoreStatus
 
 __all__ = [
@@ -239,12 +239,6 @@ class ObjectInfo(ObjectMeta):
 # ===================================================================== the store
 
 
-def _duration(value: Any) -> dt.timedelta | None:
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    return dt.timedelta(microseconds=to_nanos(value) / 1_000)
-
-
 class ObjectStoreConfig(BaseModel):
     """The configuration of an object store (the keywords of ``js.create_object_store``):
     ``ttl`` (seconds or a timedelta) is how long objects are kept, ``max_bytes`` the
@@ -254,9 +248,9 @@ class ObjectStoreConfig(BaseModel):
 
     bucket: str
     description: str | None = None
-    ttl: Annotated[dt.timedelta | None, BeforeValidator(_duration)] = None
+    ttl: StoreDuration = None
     max_bytes: int | None = Field(None, ge=1)
-    storage: StorageType = StorageType.FILE
+    storage: StoreStorage = StorageType.FILE
     replicas: int = Field(1, ge=1, le=5)
     compression: bool = False
     placement: Placement | None = None
@@ -267,32 +261,11 @@ class ObjectStoreConfig(BaseModel):
     def _check_bucket(cls, value: str) -> str:
         return check_store_name(value)
 
-    @field_validator("storage", mode="before")
-    @classmethod
-    def _check_storage(cls, value: Any) -> StorageType:
-        return StorageType.of(value, "storage")
-
-    @field_validator("ttl")
-    @classmethod
-    def _no_zero(cls, value: dt.timedelta | None) -> dt.timedelta | None:
-        return None if value == dt.timedelta(0) else value
-
     def to_stream_spec(self) -> StreamSpec:
         """The stream this store is (ADR-20)."""
         return StreamSpec(
-            name=stream_name(self.bucket),
+            **bucket_stream_fields(self, stream_name(self.bucket)),
             subjects=(f"$O.{self.bucket}.C.>", f"$O.{self.bucket}.M.>"),
-            description=self.description,
-            max_age=self.ttl,
-            max_bytes=self.max_bytes,
-            storage=self.storage,
-            replicas=self.replicas,
-            discard="new",
-            allow_rollup=True,
-            allow_direct=True,
-            compression="s2" if self.compression else "none",
-            placement=self.placement,
-            metadata=self.metadata,
         )
 
 
