@@ -73,9 +73,10 @@ class Running:
 
     @staticmethod
     def _pump(stream: Any, lines: list[str], sink: queue.Queue[str]) -> None:
-        for line in stream:
-            lines.append(line.rstrip("\n"))
-            sink.put(line.rstrip("\n"))
+        with stream:  # closed at the end of the output, not left to garbage collection
+            for line in stream:
+                lines.append(line.rstrip("\n"))
+                sink.put(line.rstrip("\n"))
 
     def next_line(self, which: str = "stdout", timeout: float = 30) -> str:
         source = self.stdout if which == "stdout" else self.stderr

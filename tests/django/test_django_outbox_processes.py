@@ -85,9 +85,8 @@ def _env(url: str, db: ExampleDb, **extra: str) -> dict[str, str]:
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, cwd=EXAMPLE, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
+    with log.open("ab") as out:  # the child has its own descriptor; ours is not needed
+        return subprocess.Popen(args, cwd=EXAMPLE, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _relay(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -120,15 +120,15 @@ def test_gunicorn_preload_threads_store_every_event_once(
 
 
 def _start_worker(url: str, db: Path, log: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "syncmsg_worker", "--shutdown-timeout", "15"],
-        cwd=EXAMPLE,
-        env=example_env(url, db, TASKBOARD_HANDLER_DELAY="0.002"),
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return proc
+    with log.open("a") as out:  # the child has its own descriptor; ours is not needed
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "syncmsg_worker", "--shutdown-timeout", "15"],
+            cwd=EXAMPLE,
+            env=example_env(url, db, TASKBOARD_HANDLER_DELAY="0.002"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def _processed(db: Path) -> int:
