@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -20,6 +21,16 @@ settings.load_profile("syncmsg")
 @pytest.fixture
 def wait_until() -> Callable[..., None]:
     return wait_until_poll
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A URL where connections are refused for the whole test: this fixture holds its port
+    bound and never listens. (A stopped server's port, or one just found free, can be taken
+    meanwhile by a server of another xdist worker, and the test then connects to that.)"""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"nats://127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -63,13 +63,12 @@ def test_global_options_in_nested_groups(nats_url: str, capsys: Any) -> None:
 
 
 def test_nats_url_and_timeout_come_from_the_environment(
-    nats_url: str, nats_server_factory: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+    nats_url: str, refused_url: str, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NATS_URL", nats_url)
     assert main(["--json", "health"]) == 0
     assert _json(capsys.readouterr().out)[0]["server"] == nats_url
-    dead = nats_server_factory(start=False)
-    monkeypatch.setenv("NATS_URL", dead.url)
+    monkeypatch.setenv("NATS_URL", refused_url)
     assert main(["health", "-s", nats_url]) == 0  # the option beats the environment
     capsys.readouterr()
     monkeypatch.setenv("NATS_TIMEOUT", "0.3")

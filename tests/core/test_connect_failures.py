@@ -151,8 +151,8 @@ def tls_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> 
     return context
 
 
-def test_refused_port_is_explained_as_refused_and_retryable() -> None:
-    url = f"nats://127.0.0.1:{free_port()}"
+def test_refused_port_is_explained_as_refused_and_retryable(refused_url: str) -> None:
+    url = refused_url
     attempt = raw_attempt(url, timeout=0.5)
     assert isinstance(attempt.raised, asyncio.TimeoutError)  # all nats-py raises
     assert any(isinstance(e, ConnectionRefusedError) for e in attempt.seen)
@@ -433,8 +433,8 @@ def test_unreadable_or_broken_tls_files_are_named(
 # -------------------------------------------------- waiting for the connect path's wiring
 
 
-def test_refused_port_says_connection_refused() -> None:
-    url = f"nats://127.0.0.1:{free_port()}"
+def test_refused_port_says_connection_refused(refused_url: str) -> None:
+    url = refused_url
     policy = syncmsg.RetryPolicy(attempts=None, deadline=1.0)
     started = time.monotonic()
     with pytest.raises(syncmsg.NoServersError) as info:
@@ -444,8 +444,8 @@ def test_refused_port_says_connection_refused() -> None:
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
-def test_connect_timeout_bounds_the_whole_connect() -> None:
-    url = f"nats://127.0.0.1:{free_port()}"  # the default connect_retry allows 10 s
+def test_connect_timeout_bounds_the_whole_connect(refused_url: str) -> None:
+    url = refused_url  # the default connect_retry allows 10 s
     started = time.monotonic()
     with pytest.raises(syncmsg.NoServersError):
         syncmsg.connect(url, timeout=1)

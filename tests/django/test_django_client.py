@@ -91,9 +91,8 @@ def test_a_forked_child_makes_its_own_client(django_nats: Any) -> None:
     parent_client.flush(5)  # the child did not touch the parent's connection
 
 
-def test_no_server(nats_server_factory: Any) -> None:
-    dead = nats_server_factory(start=False)
-    with override_settings(SYNCMSG={"url": dead.url, "connect_timeout": 0.2}):
+def test_no_server(refused_url: str) -> None:
+    with override_settings(SYNCMSG={"url": refused_url, "connect_timeout": 0.2}):
         with pytest.raises(syncmsg.NoServersError):
             get_client(timeout=0.5)
         assert current_client() is None

@@ -34,9 +34,8 @@ def test_unhealthy_while_the_server_is_down(django_nats: Any, wait_until: Any) -
     wait_until(lambda: DjangoClient().get("/health/nats/").status_code == 200, 15)
 
 
-def test_unavailable_without_a_server(nats_server_factory: Any) -> None:
-    dead = nats_server_factory(start=False)
-    settings = {"url": dead.url, "health_timeout": 0.5, "connect_timeout": 0.2}
+def test_unavailable_without_a_server(refused_url: str) -> None:
+    settings = {"url": refused_url, "health_timeout": 0.5, "connect_timeout": 0.2}
     with override_settings(SYNCMSG=settings):
         response = DjangoClient().get("/health/nats/")
     assert response.status_code == 503

@@ -277,10 +277,9 @@ def test_command_refuses_bad_options(registry: list[Any]) -> None:
         call_command("syncmsg_worker")
 
 
-def test_command_without_a_server(nats_server_factory: Any) -> None:
-    dead = nats_server_factory(start=False)
+def test_command_without_a_server(refused_url: str) -> None:
     settings = {
-        "url": dead.url,
+        "url": refused_url,
         "connect_timeout": 0.2,
         "connect_retry": syncmsg.RetryPolicy(attempts=1),
     }
