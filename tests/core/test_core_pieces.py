@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from nats.aio.client import Client as NatsPyClient
+from nats.aio.msg import Msg as NatsPyMsg
 
 import syncmsg
 from syncmsg._deadline import Deadline, check_timeout
@@ -82,8 +83,9 @@ def test_lifecycle_after_fork() -> None:
 
 
 # ----------------------------------------------------------------------------- reply mux
-def _nats_msg(subject: str, data: bytes = b"", headers: dict[str, str] | None = None) -> Any:
-    return SimpleNamespace(subject=subject, data=data, headers=headers, reply="")
+def _nats_msg(subject: str, data: bytes = b"", headers: dict[str, str] | None = None) -> NatsPyMsg:
+    """A nats-py message, as nats-py's reader hands one over (making one needs no server)."""
+    return NatsPyMsg(_client=NatsPyClient(), subject=subject, data=data, headers=headers)
 
 
 def test_tokens_are_random_and_distinct() -> None:
