@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from syncmsg._codec import Data, Headers
 from syncmsg._deadline import check_timeout
-from syncmsg._errors import ConfigurationError, MessageNotFoundError, SyncMsgError
+from syncmsg._errors import (
+    ConfigurationError,
+    MessageNotFoundError,
+    NoRespondersError,
+    SyncMsgError,
+)
 from syncmsg._msg import Msg
 from syncmsg._retry import RetryPolicy
 from syncmsg._subjects import check_publish_subject, check_token
@@ -93,8 +98,9 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
       :data:`DEFAULT_PUBLISH_RETRY`: retry timeouts and lost connections for 60 s). Keep
       its deadline shorter than your streams' duplicate window, or a late retry may be
       stored twice.
-    * ``no_responders_wait``: how long a publish that finds no stream keeps trying (a
-      leader election, a restarting server), default 10 s.
+    * ``no_responders_wait``: how long a publish that finds no stream leader keeps trying
+      (a leader election, a restarting server), default 10 s. ``publish`` fails at once
+      when the JetStream API answers that no stream captures the subject.
     * ``max_pending``: the ``publish_async`` window, default 4096 messages.
     """
 
@@ -127,6 +133,7 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
             retry=retry,
             no_responders_wait=no_responders_wait,
             lookup=self._stored_lookup,
+            check_captured=self._check_captured,
         )
         self._batcher = BatchPublisher(
             client,
@@ -261,6 +268,19 @@ class JetStream(StreamManager, ConsumerAdmin, StoreManager):
         except SyncMsgError:
             pass
         return None
+
+    def _check_captured(self, subject: str, timeout: float) -> None:
+        """Raise :class:`~syncmsg.NoRespondersError` when the JetStream API answers that no
+        stream captures ``subject``. No answer (JetStream restarting, a meta-leader election)
+        is no verdict: the publish keeps waiting for a stream."""
+        try:
+            found = self._api.request(
+                "STREAM.NAMES", {"subject": subject}, timeout=timeout, idempotent=False
+            )
+        except SyncMsgError:
+            return
+        if not found.get("streams"):
+            raise NoRespondersError(f"no stream captures {subject!r}") from None
 
     def _stream_of(self, filters: tuple[str, ...], given: str | None, timeout: float) -> str:
         """The stream of a subscription on ``filters``: ``given``, or the one stream that

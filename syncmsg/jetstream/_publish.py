@@ -202,6 +202,9 @@ def _checked(message: Message, conn: Connection) -> Message:
 # Given a stream, a sequence (or None) and a subject (or None): the message stored there
 # (at the sequence, or the subject's last), None when there is none.
 StoredLookup = Callable[[str, "int | None", "str | None"], "RawStreamMsg | None"]
+#: ``check(subject, timeout)``: raises :class:`~syncmsg.NoRespondersError` when the JetStream
+#: API answers that no stream captures ``subject``; returns when it does, or gives no answer.
+CaptureCheck = Callable[[str, float], None]
 
 
 def parse_pub_ack(
@@ -296,12 +299,14 @@ class Publisher:
         retry: RetryPolicy,
         no_responders_wait: float,
         lookup: StoredLookup | None = None,
+        check_captured: CaptureCheck | None = None,
     ) -> None:
         self._client = client
         self.timeout = timeout
         self.retry = retry
         self.no_responders_wait = no_responders_wait
         self._lookup = lookup
+        self._check_captured = check_captured
 
     def publish(
         self,
@@ -340,6 +345,13 @@ class Publisher:
             return parse_pub_ack(answer.data, message, tries.attempts, lookup)
 
         def retry(exc: BaseException) -> bool:
+            first_no_responders = (
+                isinstance(exc, NoRespondersError) and tries.no_responders_since is None
+            )
+            if first_no_responders and self._check_captured is not None:
+                # Waiting out no_responders_wait helps an election or a restart, never a
+                # subject that no stream captures: the API says which, and then it ends here.
+                self._check_captured(message.subject, wait)
             return should_retry(exc, tries, self.no_responders_wait)
 
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -68,6 +69,24 @@ def test_publish_without_a_stream_raises_no_responders(client: syncmsg.Client) -
     future = js.publish_async("no.stream.captures.this", b"x", timeout=1.0)
     with pytest.raises(syncmsg.NoRespondersError):
         future.result(5)
+
+
+def test_a_subject_no_stream_captures_fails_at_once(client: syncmsg.Client) -> None:
+    js = client.jetstream()  # no_responders_wait: the default 10 s
+    started = time.monotonic()
+    with pytest.raises(syncmsg.NoRespondersError, match=r"no stream captures 'nowhere\.x'"):
+        js.publish("nowhere.x", b"x", timeout=1.0)
+    assert time.monotonic() - started < 5  # the API's "none" is an answer, not a wait
+
+
+def test_no_answer_from_the_api_is_waited_out(nats_server_factory: Any) -> None:
+    server = nats_server_factory(jetstream=False)  # nothing answers the JetStream API
+    with syncmsg.connect(server.url) as plain:
+        js = plain.jetstream(no_responders_wait=0.5, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(syncmsg.NoRespondersError):
+            js.publish("orders.x", b"x")
+        assert time.monotonic() - started >= 0.5  # no verdict: it waited for a stream
 
 
 def test_bad_input_is_refused_before_sending(client: syncmsg.Client, stream: str) -> None:
