@@ -34,7 +34,8 @@ _counter = itertools.count(1)
 # late but successful result is not reported as a timeout, yet a wedged loop still is.
 _CALLER_GRACE = 0.25
 # How many times the stopping loop is run to let cancelled tasks finish: each stop() queues
-# at most one loop.stop, and a client stops its loop from at most a few places.
+# at most one loop.stop, a client stops its loop from at most a few places, and a cancelled
+# task starts at most one more (nats-py's reconnect, its flusher).
 _LEFTOVER_RUNS = 4
 
 
@@ -69,21 +70,23 @@ class LoopThread:
                 self.loop.close()
 
     def _cancel_leftovers(self) -> None:
-        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if not tasks:
-            return
-        gathered = asyncio.gather(*tasks, return_exceptions=True)
-        # A second stop() (two threads closing at once, or the reconnect limit while close()
-        # runs) may have queued loop.stop, which ends one run early: run again, a bounded
-        # number of times, so that the tasks finish their cancellation before the loop closes.
+        # Cancel every task, and run the stopping loop until they have finished: a task
+        # left pending on the closed loop is finalized at garbage collection, and its
+        # coroutine then fails with "Event loop is closed". Again, a bounded number of
+        # times: a task may start another while it is cancelled (nats-py's reconnect starts
+        # its flusher), and a second stop() (two threads closing at once, or the reconnect
+        # limit while close() runs) may have queued loop.stop, which ends one run early.
+        cancelled: set[asyncio.Task[Any]] = set()
         for _ in range(_LEFTOVER_RUNS):
-            try:
-                self.loop.run_until_complete(gathered)
+            tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            if not tasks:
                 return
-            except RuntimeError:  # "Event loop stopped before Future completed."
-                continue
+            for task in tasks:
+                if task not in cancelled:  # once: a second cancel would cut its cleanup short
+                    task.cancel()
+                    cancelled.add(task)
+            with contextlib.suppress(RuntimeError):  # "Event loop stopped before Future completed."
+                self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
     def stop(self, timeout: float, reason: BaseException | None = None) -> bool:
         """Stop the loop and join its thread; True when it ended within ``timeout``.

@@ -268,6 +268,32 @@ def test_a_second_stop_while_the_loop_cancels_its_tasks_lets_them_finish() -> No
     assert finished.is_set()
 
 
+def test_a_task_started_while_the_loop_cancels_is_finished_too() -> None:
+    # nats-py's reconnect task, cancelled while it reconnects, may start a new flusher task
+    # first; left pending on the closed loop, its coroutine was closed at garbage
+    # collection and raised "Event loop is closed" (an unraisable exception, seen in CI).
+    thread = LoopThread()
+    thread.start()
+    started = threading.Event()
+    followers: list[asyncio.Task[None]] = []
+
+    async def follower() -> None:
+        await asyncio.Queue().get()  # what nats-py's flusher waits on
+
+    async def reconnecting() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            followers.append(asyncio.get_running_loop().create_task(follower()))
+            raise
+
+    thread.call_soon(lambda: thread.loop.create_task(reconnecting()))
+    assert started.wait(5)
+    assert thread.stop(5)
+    assert len(followers) == 1 and followers[0].cancelled()
+
+
 def test_loop_thread_bridge() -> None:
     thread = LoopThread()
     thread.start()
