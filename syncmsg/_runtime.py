@@ -37,6 +37,9 @@ _CALLER_GRACE = 0.25
 # at most one loop.stop, a client stops its loop from at most a few places, and a cancelled
 # task starts at most one more (nats-py's reconnect, its flusher).
 _LEFTOVER_RUNS = 4
+# How long one of those runs waits for the cancelled tasks (seconds): nats-py's tasks end
+# within a loop turn or two of their cancellation; only a task that ignored it takes longer.
+_LEFTOVER_WAIT = 1.0
 
 
 class LoopThread:
@@ -72,21 +75,29 @@ class LoopThread:
     def _cancel_leftovers(self) -> None:
         # Cancel every task, and run the stopping loop until they have finished: a task
         # left pending on the closed loop is finalized at garbage collection, and its
-        # coroutine then fails with "Event loop is closed". Again, a bounded number of
-        # times: a task may start another while it is cancelled (nats-py's reconnect starts
-        # its flusher), and a second stop() (two threads closing at once, or the reconnect
-        # limit while close() runs) may have queued loop.stop, which ends one run early.
+        # coroutine then fails with "Event loop is closed". In rounds of at most
+        # _LEFTOVER_WAIT, a bounded number of them: a task may start another while it is
+        # cancelled (nats-py's reconnect starts its flusher); one may swallow its
+        # cancellation (asyncio.wait_for on Python 3.11 loses it when the awaited result
+        # arrives at the same moment) and is cancelled again after a whole round; and a
+        # second stop() (two threads closing at once, or the reconnect limit while close()
+        # runs) may have queued loop.stop, which cuts a round short: then the tasks already
+        # cancelled go on with their cleanup undisturbed.
         cancelled: set[asyncio.Task[Any]] = set()
+        cancel_again = False
         for _ in range(_LEFTOVER_RUNS):
             tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
             if not tasks:
                 return
             for task in tasks:
-                if task not in cancelled:  # once: a second cancel would cut its cleanup short
+                if cancel_again or task not in cancelled:
                     task.cancel()
                     cancelled.add(task)
-            with contextlib.suppress(RuntimeError):  # "Event loop stopped before Future completed."
-                self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            try:
+                self.loop.run_until_complete(asyncio.wait(tasks, timeout=_LEFTOVER_WAIT))
+                cancel_again = True
+            except RuntimeError:  # "Event loop stopped before Future completed."
+                cancel_again = False
 
     def stop(self, timeout: float, reason: BaseException | None = None) -> bool:
         """Stop the loop and join its thread; True when it ended within ``timeout``.

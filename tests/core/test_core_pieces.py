@@ -4,6 +4,7 @@ pool, loop thread and hooks thread. No server needed: each piece stands alone.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -292,6 +293,28 @@ def test_a_task_started_while_the_loop_cancels_is_finished_too() -> None:
     assert started.wait(5)
     assert thread.stop(5)
     assert len(followers) == 1 and followers[0].cancelled()
+
+
+def test_a_task_that_swallows_its_cancellation_is_cancelled_again() -> None:
+    # asyncio.wait_for (Python 3.11) loses a cancellation that arrives with the result; a
+    # task that carries on must not keep the stopping loop (and close()) waiting.
+    thread = LoopThread()
+    thread.start()
+    started, ended = threading.Event(), threading.Event()
+
+    async def stubborn() -> None:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed: the task carries on
+            await asyncio.sleep(60)
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.set()
+
+    thread.call_soon(lambda: thread.loop.create_task(stubborn()))
+    assert started.wait(5)
+    assert thread.stop(5)
+    assert ended.is_set()
 
 
 def test_loop_thread_bridge() -> None:
