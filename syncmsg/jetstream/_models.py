@@ -134,9 +134,9 @@ def parse_time(value: Any) -> dt.datetime | None:
     else:
         text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         head, dot, rest = text.partition(".")
-        if dot:  # Python reads at most microseconds: cut the fraction to 6 digits
+        if dot:  # Python reads microseconds (3.10: exactly 6 digits); Go drops trailing zeros
             digits = len(rest) - len(rest.lstrip("0123456789"))
-            text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+            text = f"{head}.{rest[: min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
         try:
             stamp = dt.datetime.fromisoformat(text)
         except ValueError:

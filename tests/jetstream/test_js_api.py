@@ -42,6 +42,10 @@ def test_header_blocks_and_times() -> None:
     assert parse_header_block(raw) == {"A": "1", "B": "two"}
     stamp = parse_time("2024-05-01T10:20:30.123456789Z")
     assert stamp == dt.datetime(2024, 5, 1, 10, 20, 30, 123456, tzinfo=dt.timezone.utc)
+    # Go drops a fraction's trailing zeros; Python 3.10 reads only 3 or 6 digits.
+    for text, micros in ((".77572Z", 775720), (".5Z", 500000), (".1234Z", 123400)):
+        stamp = parse_time(f"2026-12-01T18:12:04{text}")
+        assert stamp == dt.datetime(2026, 12, 1, 18, 12, 4, micros, tzinfo=dt.timezone.utc)
     assert parse_time("0001-01-01T00:00:00Z") is None
     assert parse_time("not a time") is None
     assert parse_time(None) is None
