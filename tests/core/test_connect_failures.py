@@ -78,12 +78,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return paths
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def tls_url(server: Any) -> str:
     return str(server.url).replace("nats://", "tls://")
 
@@ -364,10 +358,10 @@ def test_mtls_with_a_client_certificate_connects(nats_server_factory: Any, certs
     [SEED[:-2] + "XX", SEED.replace("A", "0", 1), SEED[:20], SEED.lower()],
     ids=["checksum", "not-base32", "short", "lower-case"],
 )
-def test_invalid_seed_fails_at_config_build_without_showing_it(broken_seed: str) -> None:
-    text, elapsed = connect_fails(
-        syncmsg.ConfigurationError, f"nats://127.0.0.1:{free_port()}", nkey_seed=broken_seed
-    )
+def test_invalid_seed_fails_at_config_build_without_showing_it(
+    broken_seed: str, refused_url: str
+) -> None:
+    text, elapsed = connect_fails(syncmsg.ConfigurationError, refused_url, nkey_seed=broken_seed)
     assert elapsed < AT_ONCE and "not a valid NKey seed" in text
     assert broken_seed[:6] not in text and broken_seed[-6:] not in text
 
