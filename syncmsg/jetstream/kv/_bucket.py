@@ -33,6 +33,7 @@ from syncmsg.jetstream._models import Duration, PubAck, StreamInfo, to_nanos
 from syncmsg.jetstream._watcher import Watcher, start_watcher
 from syncmsg.jetstream.kv._config import (
     KV_OPERATION,
+    bucket_of,
     check_value_ttl,
     key_subject,
     key_subjects,
@@ -80,7 +81,7 @@ class KeyValue:
         mirror = info.config.mirror
         origin = bucket
         if mirror is not None:  # a read-only copy: its keys are the origin's subjects
-            origin = mirror.name[3:] if mirror.name.startswith("KV_") else mirror.name
+            origin = bucket_of(mirror.name)
         #: The subject prefix of the keys, in this bucket's stream.
         self.prefix = f"$KV.{origin}."
         self._put_prefix = self.prefix

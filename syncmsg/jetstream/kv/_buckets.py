@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from syncmsg._errors import JetStreamError
 from syncmsg.jetstream._store_buckets import StoreKind
 from syncmsg.jetstream.kv._bucket import KeyValue
-from syncmsg.jetstream.kv._config import KeyValueConfig, check_bucket, key_prefix
+from syncmsg.jetstream.kv._config import STREAM_PREFIX, KeyValueConfig, check_bucket, key_prefix
 from syncmsg.jetstream.kv._entry import KeyValueStatus
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ __all__ = ["KEY_VALUE", "bind", "create"]
 
 #: Key-value buckets: the streams ``KV_*`` capturing ``$KV.*.>``.
 KEY_VALUE: StoreKind[KeyValue, KeyValueStatus] = StoreKind(
-    prefix="KV_",
+    prefix=STREAM_PREFIX,
     noun="bucket",
     errors="kv",
     listed_by=f"{key_prefix('*')}>",

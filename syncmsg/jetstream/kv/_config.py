@@ -44,7 +44,9 @@ __all__ = [
     "KV_MARKER_REASON",
     "KV_OPERATION",
     "MAX_HISTORY",
+    "STREAM_PREFIX",
     "KeyValueConfig",
+    "bucket_of",
     "check_bucket",
     "check_key",
     "check_key_filter",
@@ -57,6 +59,8 @@ KV_OPERATION = "KV-Operation"
 #: The header of a marker the server leaves (nats-server 2.11): ``MaxAge``, ``Purge``,
 #: ``Remove``.
 KV_MARKER_REASON = "Nats-Marker-Reason"
+#: The start of a bucket's stream name: bucket ``config`` is stream ``KV_config``.
+STREAM_PREFIX = "KV_"
 #: The most values a bucket keeps per key.
 MAX_HISTORY = 64
 #: Without a TTL, the stream's duplicate window (the server's default).
@@ -109,7 +113,12 @@ def check_key_filter(key: object) -> str:
 
 def stream_name(bucket: str) -> str:
     """The stream of a bucket: ``KV_<bucket>``."""
-    return f"KV_{bucket}"
+    return STREAM_PREFIX + bucket
+
+
+def bucket_of(stream: str) -> str:
+    """The bucket whose stream is ``stream`` (a stream named otherwise: itself)."""
+    return stream.removeprefix(STREAM_PREFIX)
 
 
 def key_prefix(bucket: str) -> str:
@@ -199,13 +208,9 @@ class KeyValueConfig(BaseModel):
         return StreamSpec(**fields)
 
 
-def _bucket_of(stream: str) -> str:
-    return stream[3:] if stream.startswith("KV_") else stream
-
-
 def _mirrored(source: StreamSource) -> StreamSource:
     """A mirror of a bucket names its stream: ``KV_<origin>``."""
-    if source.name.startswith("KV_"):
+    if source.name.startswith(STREAM_PREFIX):
         return source
     return source.model_copy(update={"name": stream_name(source.name)})
 
@@ -215,7 +220,7 @@ def _sourced(source: StreamSource, bucket: str) -> StreamSource:
     source with transforms of its own is taken as it is (a stream that is no bucket)."""
     if source.subject_transforms:
         return source
-    origin = _bucket_of(source.name)
+    origin = bucket_of(source.name)
     update: dict[str, Any] = {"name": stream_name(origin)}
     if source.external is None or origin != bucket:
         update["subject_transforms"] = (

@@ -10,14 +10,18 @@ event loop's).
 from __future__ import annotations
 
 from syncmsg.jetstream._store_buckets import StoreKind
-from syncmsg.jetstream.object_store._models import ObjectStoreStatus, check_store_name
+from syncmsg.jetstream.object_store._models import (
+    STREAM_PREFIX,
+    ObjectStoreStatus,
+    check_store_name,
+)
 from syncmsg.jetstream.object_store._store import ObjectStore
 
 __all__ = ["OBJECT_STORE"]
 
 #: Object stores: the streams ``OBJ_*`` capturing ``$O.*.C.>``.
 OBJECT_STORE: StoreKind[ObjectStore, ObjectStoreStatus] = StoreKind(
-    prefix="OBJ_",
+    prefix=STREAM_PREFIX,
     noun="object store",
     errors="object",
     listed_by="$O.*.C.>",

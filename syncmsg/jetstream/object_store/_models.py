@@ -51,6 +51,7 @@ from syncmsg.jetstream._store_status import StoreStatus
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DIGEST_PREFIX",
+    "STREAM_PREFIX",
     "ObjectInfo",
     "ObjectLink",
     "ObjectMeta",
@@ -70,6 +71,8 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 128 * 1024
 #: How a digest starts: the algorithm, in RFC 6234's upper case.
 DIGEST_PREFIX = "SHA-256="
+#: The start of a store's stream name: store ``files`` is stream ``OBJ_files``.
+STREAM_PREFIX = "OBJ_"
 #: Go's zero time: what nats.go writes as ``mtime`` (the time is never stored, ADR-20).
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -91,7 +94,7 @@ def check_store_name(bucket: object) -> str:
 
 def stream_name(bucket: str) -> str:
     """The stream of a store: ``OBJ_<bucket>``."""
-    return f"OBJ_{bucket}"
+    return STREAM_PREFIX + bucket
 
 
 def encode_name(name: str) -> str:
